@@ -1,0 +1,117 @@
+"""Every error sym3dinv raises on purpose, each with a stable ``code``.
+
+Batch jobs turn an :class:`ItemError` into an index row (``error_class`` = ``code``) and go on; a
+:class:`ConfigError` stops a job before any work starts. Messages are written for a person.
+"""
+
+from __future__ import annotations
+
+
+class Sym3dInvError(Exception):
+    """Base class; ``code`` is the stable machine-readable class stored in the run index."""
+
+    code: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- configuration errors: fail fast, before any work --------------------------------------------------
+class ConfigError(Sym3dInvError, ValueError):
+    code = "config_error"
+
+
+class ModelNotFoundError(ConfigError, FileNotFoundError):
+    code = "model_not_found"
+
+
+class CheckpointError(ConfigError):
+    """A generator checkpoint that cannot be read: unknown format, truncated, wrong shapes."""
+
+    code = "checkpoint_error"
+
+
+class UnsafePickleError(CheckpointError):
+    """A pickle asked for a global outside the allow-list; nothing from it was executed."""
+
+    code = "unsafe_pickle"
+
+
+class StoreError(Sym3dInvError):
+    code = "store_error"
+
+
+class SchemaVersionError(StoreError):
+    code = "schema_version"
+
+
+# --- per-item errors: one index row each, the job goes on ------------------------------------------
+class ItemError(Sym3dInvError):
+    """Something wrong with one input; recorded against the item, never fatal to the job."""
+
+    code = "item_error"
+
+
+class DecodeError(ItemError):
+    code = "decode_error"
+
+
+class UnsupportedModeError(ItemError):
+    code = "unsupported_mode"
+
+
+class ImageTooLargeError(ItemError):
+    code = "too_large"
+
+
+class ImageTooSmallError(ItemError):
+    code = "too_small"
+
+
+class UnreadableInputError(ItemError):
+    code = "unreadable"
+
+
+class AlignError(ItemError):
+    code = "align_error"
+
+
+class NoFaceError(AlignError):
+    code = "no_face"
+
+
+class FaceTooSmallError(AlignError):
+    code = "face_too_small"
+
+
+class LowConfidenceError(AlignError):
+    code = "low_confidence"
+
+
+class ExtremePoseError(AlignError):
+    code = "extreme_pose"
+
+
+class OutOfMemoryItemError(ItemError):
+    code = "out_of_memory"
+
+
+class WorkerLostError(ItemError):
+    code = "worker_lost"
+
+
+class InversionError(ItemError):
+    code = "inversion_error"
+
+
+def error_code(exc: BaseException) -> str:
+    """Stable class of any exception for the index (unexpected ones become ``internal_error``)."""
+    if isinstance(exc, Sym3dInvError):
+        return exc.code
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        return OutOfMemoryItemError.code
+    return "internal_error"
