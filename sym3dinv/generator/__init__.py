@@ -11,7 +11,14 @@ Public calls mirror EG3D so users' scripts carry over:
   ``G.planes(ws)`` and ``G.render(planes, ws, c)`` to reuse tri-planes across cameras.
 """
 
+from sym3dinv.generator.loading import load_generator, save_generator
+from sym3dinv.generator.safe_unpickle import Eg3dCheckpoint, read_eg3d_pickle
 from sym3dinv.generator.triplane_generator import SynthesisOutput, TriPlaneGenerator, autocast_context
 from sym3dinv.generator.volume import DecodedSamples, generate_planes
 
-__all__ = ["DecodedSamples", "SynthesisOutput", "TriPlaneGenerator", "autocast_context", "generate_planes"]
+__all__ = [
+    "DecodedSamples",
+    "Eg3dCheckpoint",
+    "load_generator",
+    "read_eg3d_pickle",
+    "save_generator", "SynthesisOutput", "TriPlaneGenerator", "autocast_context", "generate_planes"]

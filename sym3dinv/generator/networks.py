@@ -308,9 +308,12 @@ class SuperResolution(nn.Module):
         sr_antialias: bool = True,  # antialiased resize of inputs that are not at the input resolution
         fused_modconv_default: bool | str = True,
         w_dim: int = 512,
+        widths: tuple[int, int] | None = None,  # extension: block widths, None = EG3D's fixed widths
     ) -> None:
         super().__init__()
         out_res, in_res, c0, c1, up0, top_filter = self.VARIANTS[variant]
+        if widths is not None:
+            c0, c1 = widths
         if img_resolution != out_res:
             raise ValueError(f"{variant} produces {out_res} px, img_resolution is {img_resolution}")
         self.variant, self.input_resolution, self.sr_antialias = variant, in_res, sr_antialias

@@ -87,6 +87,7 @@ class TriPlaneGenerator(nn.Module):
         triplane_resolution: int = 256,  # extension: side of each tri-plane (EG3D: 256)
         triplane_channels: int = 32,  # extension: channels per plane (EG3D: 32)
         neural_rendering_resolution: int | None = None,  # extension: default = the SR input resolution
+        sr_channels: tuple[int, int] | list[int] | None = None,  # extension: SR block widths (EG3D: fixed)
         **synthesis_kwargs: Any,  # channel_base, channel_max, num_fp16_res, conv_clamp, fused_modconv_default
     ) -> None:
         super().__init__()
@@ -97,7 +98,8 @@ class TriPlaneGenerator(nn.Module):
             z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
             sr_num_fp16_res=sr_num_fp16_res, mapping_kwargs=mapping_kwargs or {}, rendering_kwargs=rendering_kwargs or {},
             sr_kwargs=sr_kwargs or {}, triplane_resolution=triplane_resolution, triplane_channels=triplane_channels,
-            neural_rendering_resolution=neural_rendering_resolution, **synthesis_kwargs))
+            neural_rendering_resolution=neural_rendering_resolution,
+            sr_channels=list(sr_channels) if sr_channels is not None else None, **synthesis_kwargs))
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.triplane_channels = triplane_channels
@@ -113,7 +115,8 @@ class TriPlaneGenerator(nn.Module):
         self.superresolution = SuperResolution(SR_MODULES[sr_name], triplane_channels, img_resolution,
                                                sr_num_fp16_res=sr_num_fp16_res,
                                                sr_antialias=self.rendering_kwargs["sr_antialias"],
-                                               fused_modconv_default=sr_fused, w_dim=w_dim)
+                                               fused_modconv_default=sr_fused, w_dim=w_dim,
+                                               widths=tuple(sr_channels) if sr_channels is not None else None)
         self.decoder = OSGDecoder(triplane_channels, decoder_lr_mul=self.rendering_kwargs["decoder_lr_mul"],
                                   decoder_output_dim=32)
         self.neural_rendering_resolution = neural_rendering_resolution or self.superresolution.input_resolution
