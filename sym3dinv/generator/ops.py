@@ -121,7 +121,13 @@ def _conv_up2(x: Tensor, w: Tensor, f: Tensor, groups: int, padding: int, impl: 
         wt = wt.reshape(groups * in_per_group, out_ch // groups, kh, kw)
     pxt, pyt = max(min(-px0, -px1), 0), max(min(-py0, -py1), 0)
     x = F.conv_transpose2d(x, wt, stride=2, padding=[pyt, pxt], groups=groups)
-    return upfirdn2d(x, f, padding=(px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt), gain=4.0)
+    pad = (px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt)
+    if impl == "fast" and min(pad) >= 0 and len(set(pad)) == 1:
+        # same filter, but the convolution pads by itself: no padded copy of a large activation
+        c = x.shape[1]
+        k = (f * 4.0).to(x.dtype).flip([0, 1])[None, None].expand(c, 1, fh, fw)
+        return F.conv2d(x, k, padding=pad[0], groups=c)
+    return upfirdn2d(x, f, padding=pad, gain=4.0)
 
 
 def modulated_conv2d(

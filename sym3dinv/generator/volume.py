@@ -67,6 +67,22 @@ def sample_from_planes(planes: Float[Tensor, "n 3 c h w"], coords: Float[Tensor,
     return out.permute(0, 3, 2, 1).reshape(n, p, m, c)
 
 
+def sample_planes_mean(planes: Float[Tensor, "n 3 c h w"], coords: Float[Tensor, "n m 3"], box_warp: float
+                       ) -> Float[Tensor, "n m c"]:
+    """Plane-averaged features (what the decoder consumes) without EG3D's [N, 3, M, C] transpose copy.
+
+    The mean runs over the same three values per element as EG3D's, so results are identical; the
+    returned tensor is a transposed view, which the decoder's matmul reads without copying for N = 1.
+    """
+    n, p, c, h, w = planes.shape
+    m = coords.shape[1]
+    coords = (2 / box_warp) * coords
+    grid = torch.stack([coords[..., list(ax)] for ax in PLANE_COORDS], dim=1).reshape(n * p, 1, m, 2)
+    out = F.grid_sample(planes.reshape(n * p, c, h, w), grid.float(), mode="bilinear", padding_mode="zeros",
+                        align_corners=False)  # [N*3, C, 1, M]
+    return out.view(n, p, c, m).mean(1).transpose(1, 2)  # [N, M, C]
+
+
 @dataclass(frozen=True)
 class DecodedSamples:
     """Decoder outputs at query points: raw density (before softplus(x - 1)) and 32 features in [0, 1]."""
@@ -90,8 +106,9 @@ class OSGDecoder(nn.Module):
             FullyConnectedLayer(self.hidden_dim, 1 + decoder_output_dim, lr_multiplier=decoder_lr_mul),
         )
 
-    def forward(self, features: Float[Tensor, "n 3 m c"]) -> DecodedSamples:
-        x = features.mean(1)
+    def forward(self, features: Float[Tensor, "n 3 m c"] | Float[Tensor, "n m c"]) -> DecodedSamples:
+        """Decode per-plane features [N, 3, M, C] (EG3D's layout) or already plane-averaged [N, M, C]."""
+        x = features.mean(1) if features.ndim == 4 else features
         n, m, c = x.shape
         x = self.net(x.reshape(n * m, c)).reshape(n, m, -1)
         rgb = torch.sigmoid(x[..., 1:]) * (1 + 2 * 0.001) - 0.001  # MipNeRF's widened sigmoid
@@ -176,7 +193,7 @@ def render_planes(
     else:
         depths_coarse = base + 0.5 * delta  # bin midpoints: the jitter's expectation
     pts = (origins.unsqueeze(-2) + depths_coarse * dirs.unsqueeze(-2)).reshape(n, -1, 3)
-    coarse = decoder(sample_from_planes(planes, pts, box_warp))
+    coarse = decoder(sample_planes_mean(planes, pts, box_warp))
     colors_c = coarse.rgb.reshape(n, m, s, -1)
     dens_c = coarse.sigma.reshape(n, m, s, 1)
     k = depth_resolution_importance
@@ -196,7 +213,7 @@ def render_planes(
             u = torch.linspace(0, 1, k, device=z.device).expand(n * m, k)
         depths_fine = sample_pdf(z_mid, w[:, 1:-1], k, u).detach().reshape(n, m, k, 1)
     pts = (origins.unsqueeze(-2) + depths_fine * dirs.unsqueeze(-2)).reshape(n, -1, 3)
-    fine = decoder(sample_from_planes(planes, pts, box_warp))
+    fine = decoder(sample_planes_mean(planes, pts, box_warp))
     colors_f = fine.rgb.reshape(n, m, k, -1)
     dens_f = fine.sigma.reshape(n, m, k, 1)
     all_depths = torch.cat([depths_coarse, depths_fine], dim=-2)

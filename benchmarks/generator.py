@@ -1,0 +1,105 @@
+"""Generator speed on CPU: forward and forward+backward (w.r.t. ws) at the full ffhqrebalanced512-128
+configuration and the tiny fixture configuration. Prints JSON.
+
+    .venv/bin/python benchmarks/generator.py [--threads 2] [--repeats 3] [--configs full,tiny]
+
+EG3D's official code on this class of machine (fixtures/eg3d/README.md): 4.07 s forward, 9.39 s
+forward+backward for the full configuration, CPU fp32, 2 threads, batch 1, neural rendering 128.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(os.environ.get("SYM3DINV_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures")) / "eg3d"
+EG3D_REF = {"forward_s": 4.07, "forward_backward_s": 9.39}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _time(fn, repeats: int) -> dict:
+    fn()  # warm-up
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t0)
+    return {"median_s": round(statistics.median(runs), 3), "runs_s": [round(r, 3) for r in runs]}
+
+
+def bench(name: str, init_kwargs: dict, repeats: int, sampling: str) -> dict:
+    from sym3dinv.cameras import camera_label
+    from sym3dinv.generator import TriPlaneGenerator
+
+    torch.manual_seed(0)
+    G = TriPlaneGenerator(**init_kwargs).eval().requires_grad_(False)
+    z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(0))
+    c = camera_label(0.3, -0.1)
+    ws = G.mapping(z, c)
+
+    def fwd() -> None:
+        with torch.no_grad():
+            torch.manual_seed(0)
+            G(z, c, noise_mode="const", sampling=sampling)
+
+    def fwd_bwd() -> None:
+        w = ws.detach().requires_grad_(True)
+        torch.manual_seed(0)
+        G.synthesis(w, c, noise_mode="const", sampling=sampling)["image"].mean().backward()
+
+    out = {"config": name, "sampling": sampling, "parameters": sum(p.numel() for p in G.parameters()),
+           "forward": _time(fwd, repeats), "forward_backward": _time(fwd_bwd, repeats)}
+    if name == "full":
+        out["speedup_vs_eg3d"] = {
+            "forward": round(EG3D_REF["forward_s"] / out["forward"]["median_s"], 2),
+            "forward_backward": round(EG3D_REF["forward_backward_s"] / out["forward_backward"]["median_s"], 2),
+        }
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--configs", default="full,tiny")
+    ap.add_argument("--sampling", default="stochastic", choices=["stochastic", "deterministic"])
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    configs = {
+        "full": json.loads((FIXTURES / "full_manifest.json").read_text())["init_kwargs"],
+        "tiny": json.loads((FIXTURES / "tiny_config.json").read_text())["init_kwargs"],
+    }
+    results = [bench(n, configs[n], args.repeats, args.sampling) for n in args.configs.split(",")]
+    report = {
+        "benchmark": "generator", "device": "cpu", "cpu": _cpu_name(), "threads": args.threads,
+        "torch": torch.__version__, "python": sys.version.split()[0], "load_avg_before": os.getloadavg()[0],
+        "batch": 1, "neural_rendering_resolution": 128, "output_resolution": 512,
+        "eg3d_reference_full": EG3D_REF, "results": results,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
