@@ -1,4 +1,7 @@
-"""Inversion configuration (METHOD.md "Stage 1", "Stage 2", "Baselines"); defaults = the authors' code."""
+"""Inversion configuration (METHOD.md "Stage 1", "Stage 2", "Baselines"); defaults = the authors' code.
+
+No torch import here: flows validate these objects before any model is loaded.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Mode = Literal["w+", "pti", "spi"]
+WAvgCamera = Literal["input", "frontal"]
+PseudoDepth = Literal["current", "pivot"]
+Sampling = Literal["stochastic", "deterministic"]
 
 
 @dataclass(frozen=True)
@@ -13,29 +19,38 @@ class Stage1Config:
     """Latent optimisation in W+ (METHOD.md "Stage 1")."""
 
     steps: int = 500
-    """Adam steps on ws [1, 14, 512]."""
+    """Adam steps on ws [N, 14, 512] (METHOD.md "Stage 1": 500)."""
     lr: float = 0.01
-    """Peak learning rate."""
+    """Peak learning rate (METHOD.md "Stage 1": 0.01)."""
     lr_rampup: float = 0.05
-    """Fraction of steps of linear warm-up."""
+    """Fraction of steps of linear warm-up (METHOD.md: 5%)."""
     lr_rampdown: float = 0.25
-    """Fraction of steps (at the end) of cosine ramp-down."""
+    """Fraction of steps (at the end) of cosine ramp-down (METHOD.md: last 25%)."""
     noise_scale: float = 0.05
-    """Initial Gaussian noise on w, in units of w_std."""
+    """Initial Gaussian noise on w, in units of w_std (METHOD.md: 0.05 * w_std)."""
     noise_ramp: float = 0.75
-    """Fraction of steps over which that noise fades to zero (quadratically, StyleGAN projector)."""
+    """Fraction of steps over which that noise fades to zero (quadratically, StyleGAN projector; METHOD: 75%)."""
     noise_reg_weight: float = 1e5
-    """Noise-buffer regularisation weight (StyleGAN projector)."""
+    """Weight of the projector's multi-scale autocorrelation penalty on the optimised noise buffers (1e5)."""
+    optimize_noise: bool = True
+    """Optimise the backbone's ``noise_const`` buffers with ws, as the StyleGAN/PTI projector does; the
+    regulariser above acts on them. They are per image (stored in the result's weight delta). Off: the
+    buffers stay at the checkpoint's values and the regulariser is inactive."""
     w_avg_samples: int = 10000
-    """Random z mapped (camera-conditioned) to estimate the mean w and its std."""
+    """Random z mapped (camera-conditioned) to estimate the mean w and its std (projector: 10000)."""
+    w_avg_camera: WAvgCamera = "input"
+    """Camera label the mean-w mapping is conditioned on: the input's own camera or the frontal one
+    (METHOD.md says only "camera-conditioned"; the input camera keeps the start pose-consistent)."""
+    lpips_resolution: int = 256
+    """Renders and targets larger than this are area-downsampled to it before LPIPS (StyleGAN projector)."""
     mirror: bool = True
-    """Add the flipped image at the mirrored camera (off for the "w+" and "pti" baselines)."""
+    """Add the flipped image at the mirrored camera (forced off by the "w+" and "pti" modes)."""
     mirror_yaw_threshold: float = 0.2
-    """|yaw| (rad) below which the mirror weight is 0: a frontal face adds nothing."""
+    """|yaw| (rad) below which the mirror weight is 0: a frontal face adds nothing (METHOD.md)."""
     mirror_sigma: float = 0.29
     """Sigma of the Gaussian in the yaw-dependent mirror weight (implementation's value)."""
     mirror_norm: float = 2.7
-    """Divisor of the Gaussian density in the mirror weight: w_m = (1 - N(|yaw|; sigma) / 2.7) / 2."""
+    """Divisor of the Gaussian density in the mirror weight: w_m = (1 - N(|yaw|; 0, sigma) / 2.7) / 2."""
     batch_size: int = 4
     """Images optimised together where memory allows (independent ws, shared generator)."""
 
@@ -45,35 +60,54 @@ class Stage2Config:
     """Generator tuning around the pivot with pseudo labels (METHOD.md "Stage 2")."""
 
     steps: int = 1000
-    """Maximum Adam steps on the generator parameters."""
+    """Maximum Adam steps on the generator parameters (METHOD.md: up to 1000)."""
     lr: float = 3e-4
-    """Adam learning rate."""
+    """Adam learning rate (METHOD.md: 3e-4)."""
     lpips_threshold: float = 0.05
-    """Early stop once input-view LPIPS is at or below this."""
+    """Early stop once input-view LPIPS is at or below this (METHOD.md: 0.05)."""
     mse_weight: float = 1.0
+    """Weight of the input-view MSE (PTI: 1)."""
     lpips_weight: float = 1.0
+    """Weight of the input-view LPIPS-VGG (PTI: 1)."""
+    lpips_resolution: int = 512
+    """Input-view LPIPS (and the early-stop test) runs at this resolution, area-downsampled if the images
+    are larger; 512 = full resolution, as PTI's tuning loss (stage 1 uses 256 like the projector)."""
     pseudo_every: int = 4
-    """The pseudo-label terms (warp, mirror, depth reg.) run every this many steps."""
+    """The pseudo-label terms (warp, mirror, depth reg.) run on steps where step % this == 0 (METHOD: 4)."""
     warp: bool = True
-    """Depth-guided warping pseudo labels (off for "pti")."""
+    """Depth-guided warping pseudo labels (forced off by "pti")."""
     warp_yaw: float = 0.2
-    """Nearby views at yaw +-this (rad) around the input pose."""
+    """Nearby views at yaw +-this (rad) around the input pose (METHOD.md)."""
     warp_pitch: float = 0.1
-    """Nearby views at pitch +-this (rad)."""
+    """Nearby views at pitch +-this (rad) (METHOD.md)."""
     warp_weight: float = 0.1
-    """Loss weight per warped view (LPIPS on masked images)."""
+    """Loss weight per warped view (LPIPS on masked images; METHOD.md: 0.1)."""
+    warp_depth: PseudoDepth = "current"
+    """Which generator renders the depths used for warping: the tuned one at that step (``current``, as the
+    authors' loop does) or the untuned generator at the pivot, computed once (``pivot``)."""
     visibility_tolerance: float = 0.05
-    """Depth agreement (world units, true z-depth) for a warped pixel to count as visible."""
+    """Depth agreement (world units, true z-depth) for a warped pixel to count as visible (METHOD.md)."""
     mirror: bool = True
     """Mirror branch with a contextual loss on eye/mouth regions (only when |yaw| >= threshold)."""
     mirror_weight: float = 0.05
+    """Weight of the mirror-branch contextual loss (METHOD.md: 0.05)."""
+    mirror_yaw_threshold: float = 0.2
+    """|yaw| (rad) below which the mirror branch is skipped (METHOD.md)."""
     asymmetry_threshold: float = 0.25
     """Per-pixel error (in [-1,1] image units, mean over channels) between the flipped input and the
-    mirror-view reconstruction above which the flipped pixel counts as asymmetric and is masked out."""
+    mirror-view render of the generator at that step, above which the flipped pixel counts as asymmetric
+    and is masked out of both images before the contextual loss. Not a number in METHOD.md (it only
+    says conflicting regions are masked); chosen as ~1/8 of the value range."""
+    region_size: int = 64
+    """Eye/mouth crops are resized to this side before the contextual loss."""
     depth_reg: bool = True
     """Depth regularisation against the frozen original generator at views around the input."""
     depth_reg_weight: float = 1.0
-    depth_reg_views: int = 4
+    """Weight of the depth MSE (METHOD.md: 1)."""
+    depth_reg_yaw: float = 0.2
+    """The 4 depth-regularisation views sit at yaw +-this and pitch +-``depth_reg_pitch`` around the input."""
+    depth_reg_pitch: float = 0.1
+    """See ``depth_reg_yaw``."""
 
 
 @dataclass(frozen=True)
@@ -81,15 +115,20 @@ class InversionConfig:
     """One inversion; ``mode`` switches the baselines on the same code path (METHOD.md "Baselines")."""
 
     mode: Mode = "spi"
-    """``w+``: stage 1 without mirror; ``pti``: + tuning on the input view only; ``spi``: everything."""
+    """``w+``: stage 1 without mirror, no stage 2; ``pti``: w+ pivot + tuning on the input view only;
+    ``spi``: everything."""
     stage1: Stage1Config = field(default_factory=Stage1Config)
+    """Stage-1 settings."""
     stage2: Stage2Config = field(default_factory=Stage2Config)
+    """Stage-2 settings."""
     seed: int = 0
-    """Seed of the inversion's own torch.Generator (noise, sampling)."""
+    """Seed of the inversion's own torch.Generator (mean-w samples, w noise)."""
     resolution: int = 512
-    """Resolution at which losses are computed (the generator's output resolution by default)."""
+    """Resolution the input is resized to; must equal the generator's output resolution."""
     lpips_net: str = "vgg"
     """Backbone of the LPIPS loss (the metric reported uses AlexNet)."""
+    sampling: Sampling = "deterministic"
+    """Ray sampling of every render during inversion; ``deterministic`` makes runs repeatable."""
 
     def validate(self) -> None:
         from sym3dinv.errors import ConfigError
@@ -100,6 +139,27 @@ class InversionConfig:
             raise ConfigError("step counts must be >= 0")
         if self.stage1.lr <= 0 or self.stage2.lr <= 0:
             raise ConfigError("learning rates must be > 0")
+        if self.stage2.pseudo_every < 1 or self.stage1.batch_size < 1 or self.stage1.w_avg_samples < 2:
+            raise ConfigError("pseudo_every and batch_size must be >= 1, w_avg_samples >= 2")
+        if self.lpips_net not in ("vgg", "alex"):
+            raise ConfigError(f"lpips_net must be 'vgg' or 'alex', got {self.lpips_net!r}")
+        if self.sampling not in ("stochastic", "deterministic"):
+            raise ConfigError(f"sampling must be 'stochastic' or 'deterministic', got {self.sampling!r}")
 
     def __post_init__(self) -> None:
         self.validate()
+
+    @property
+    def use_mirror_stage1(self) -> bool:
+        """Stage-1 mirror term: only in ``spi``."""
+        return self.mode == "spi" and self.stage1.mirror
+
+    @property
+    def run_stage2(self) -> bool:
+        """Stage 2 runs in ``pti`` and ``spi``."""
+        return self.mode != "w+"
+
+    @property
+    def use_pseudo(self) -> bool:
+        """Warp, mirror branch and depth reg. are ``spi`` only."""
+        return self.mode == "spi"

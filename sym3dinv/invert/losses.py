@@ -1,0 +1,77 @@
+"""Loss functions the inversion uses, bundled so tests and benchmarks can substitute cheap ones.
+
+Defaults come from :mod:`sym3dinv.metrics` (LPIPS v0.1 with the official linear heads; contextual loss).
+Each function maps two [-1, 1] image batches ``[N, 3, H, W]`` to one value per pair ``[N]``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+PairLoss = Callable[[Tensor, Tensor], Tensor]  # (x, y) -> [N]
+
+
+@dataclass(frozen=True)
+class LossFunctions:
+    """The pairwise image losses of the inversion."""
+
+    perceptual: PairLoss  # LPIPS-VGG in the method: stage-1 loss, input-view and warped-view losses
+    contextual: PairLoss  # mirror branch (eye/mouth crops)
+    lpips_metric: PairLoss | None = None  # LPIPS-alex for the reported input-view metric
+    ssim: PairLoss | None = None  # reported metric
+    identity: PairLoss | None = None  # reported metric (cosine similarity of face embeddings)
+
+
+def _metric(name: str) -> Callable[..., Tensor] | None:
+    """A function of ``sym3dinv.metrics`` (or its submodule of that name) if present."""
+    for mod in ("sym3dinv.metrics", f"sym3dinv.metrics.{name}"):
+        try:
+            fn = getattr(importlib.import_module(mod), name, None)
+        except ImportError:
+            fn = None
+        if callable(fn):
+            return fn
+    return None
+
+
+def patch_contextual_loss(x: Tensor, y: Tensor, h: float = 0.5, eps: float = 1e-5) -> Tensor:
+    """Contextual loss (Mechrez et al. 2018) on 3x3 colour patches: a stand-in when the metrics package
+    has no feature-based one. Cosine distances between all patch pairs, normalised per x-patch,
+    ``CX = mean_j max_i softmax-like affinity``; loss = -log(CX)."""
+    n = x.shape[0]
+    fx = F.unfold(x, 3, padding=1).transpose(1, 2)  # [N, P, 27]
+    fy = F.unfold(y, 3, padding=1).transpose(1, 2)
+    mu = fy.mean(dim=1, keepdim=True)
+    fx = F.normalize(fx - mu, dim=-1)
+    fy = F.normalize(fy - mu, dim=-1)
+    d = 1.0 - fx @ fy.transpose(1, 2)  # [N, Px, Py] cosine distance
+    d_rel = d / (d.min(dim=2, keepdim=True).values + eps)
+    w = torch.exp((1.0 - d_rel) / h)
+    cx = w / w.sum(dim=2, keepdim=True)
+    return -torch.log(cx.max(dim=1).values.mean(dim=1) + eps).reshape(n)
+
+
+def default_losses(net: str = "vgg", device: torch.device | str = "cpu") -> LossFunctions:
+    """LPIPS from :mod:`sym3dinv.metrics.lpips` (models found offline) plus whatever metrics exist."""
+    from sym3dinv.metrics.lpips import load_lpips
+
+    perceptual = load_lpips(net, device)  # type: ignore[arg-type]
+    alex = load_lpips("alex", device)
+    contextual = _metric("contextual_loss")
+    if contextual is None:
+        log.warning("sym3dinv.metrics has no contextual_loss; using the colour-patch contextual loss")
+        contextual = patch_contextual_loss
+    elif net == "vgg":
+        contextual = functools.partial(contextual, vgg=perceptual)  # reuse the loaded VGG16
+    return LossFunctions(perceptual=perceptual, contextual=contextual, lpips_metric=alex,
+                         ssim=_metric("ssim"), identity=_metric("identity_similarity"))

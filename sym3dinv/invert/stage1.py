@@ -1,0 +1,148 @@
+"""Stage 1: W+ latent optimisation with the symmetry prior (METHOD.md "Stage 1").
+
+StyleGAN2-projector recipe: start from the camera-conditioned mean w, Adam on ws with the warm-up /
+cosine schedule, decaying Gaussian noise on w, optionally optimised noise buffers with the projector's
+autocorrelation penalty. Loss per image: LPIPS(render(ws, c), I) + w_m * LPIPS(render(ws, mirror(c)),
+flip(I)), the second term only in ``spi`` mode. Several images run as one batch with independent ws.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
+
+from sym3dinv.cameras import camera_label, mirror_label
+from sym3dinv.config.invert import InversionConfig
+from sym3dinv.generator import TriPlaneGenerator
+from sym3dinv.invert.losses import LossFunctions
+from sym3dinv.invert.mirror import flip, mirror_weights
+from sym3dinv.invert.render import area_resize, synthesize
+from sym3dinv.invert.schedules import lr_at, noise_scale_at
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int, dict[str, float]], None]
+NOISE_PREFIX = "backbone.synthesis."
+
+
+@dataclass(frozen=True)
+class Stage1Result:
+    """Pivots of a batch."""
+
+    ws: Float[Tensor, "n k w"]
+    noise: dict[str, Tensor]  # state-dict name -> per-image noise [N, r, r]; empty when not optimised
+    history: tuple[dict[str, float], ...]  # per step, batch means
+    seconds: float
+
+
+@torch.no_grad()
+def mean_w(G: TriPlaneGenerator, c: Float[Tensor, "n 25"], samples: int,
+           generator: torch.Generator) -> tuple[Float[Tensor, "n 1 w"], Float[Tensor, " n"]]:
+    """Camera-conditioned mean w and the projector's scalar w_std (RMS distance to the mean) per camera."""
+    means, stds = [], []
+    for i in range(c.shape[0]):
+        z = torch.randn(samples, G.z_dim, generator=generator, device=generator.device).to(c.device)
+        w = G.mapping(z, c[i:i + 1].expand(samples, -1))[:, :1]  # [S, 1, W]
+        mu = w.mean(0, keepdim=True)
+        means.append(mu)
+        stds.append(((w - mu).square().sum() / samples).sqrt())
+    return torch.cat(means), torch.stack(stds)
+
+
+def noise_buffers(G: TriPlaneGenerator) -> dict[str, Tensor]:
+    """The backbone's ``noise_const`` buffers (the super-resolution's are unused: its noise mode is none)."""
+    return {NOISE_PREFIX + k: b for k, b in G.backbone.synthesis.named_buffers() if k.endswith("noise_const")}
+
+
+def noise_regularizer(noise: dict[str, Tensor]) -> Float[Tensor, " n"]:
+    """Projector's penalty: squared autocorrelation at shifts of 1 px, over an image pyramid down to 8 px."""
+    total: Tensor | int = 0
+    for buf in noise.values():  # [N, 1, r, r]
+        x = buf
+        while True:
+            total = total + (x * torch.roll(x, 1, dims=3)).mean(dim=(1, 2, 3)) ** 2
+            total = total + (x * torch.roll(x, 1, dims=2)).mean(dim=(1, 2, 3)) ** 2
+            if x.shape[-1] <= 8:
+                break
+            x = F.avg_pool2d(x, 2)
+    return total if isinstance(total, Tensor) else torch.zeros(())
+
+
+def run_stage1(
+    G: TriPlaneGenerator,
+    images: Float[Tensor, "n 3 h w"],
+    cameras: Float[Tensor, "n 25"],
+    config: InversionConfig,
+    losses: LossFunctions,
+    generator: torch.Generator,
+    progress: Progress | None = None,
+) -> Stage1Result:
+    """Optimise one pivot per image; ``images`` are at G's output resolution, [-1, 1]."""
+    cfg = config.stage1
+    t0 = time.perf_counter()
+    n, dev = images.shape[0], images.device
+    c_avg = cameras if cfg.w_avg_camera == "input" else camera_label(0.0, 0.0).to(dev).expand(n, -1)
+    w_avg, w_std = mean_w(G, c_avg, cfg.w_avg_samples, generator)
+    ws = w_avg.repeat(1, G.num_ws, 1).clone().requires_grad_(True)  # [N, K, W] W+ from the mean
+    params: list[Tensor] = [ws]
+    noise: dict[str, Tensor] = {}
+    if cfg.optimize_noise:
+        for k, b in noise_buffers(G).items():  # per-image copies [N, 1, r, r], normalised like the projector
+            x = b.detach().reshape(1, 1, *b.shape).repeat(n, 1, 1, 1)
+            noise[k] = ((x - x.mean()) / x.std()).requires_grad_(True)
+        params += list(noise.values())
+    opt = torch.optim.Adam(params, betas=(0.9, 0.999), lr=cfg.lr)
+
+    use_mirror = config.use_mirror_stage1
+    wm = mirror_weights(cameras, cfg.mirror_yaw_threshold, cfg.mirror_sigma, cfg.mirror_norm) if use_mirror else None
+    mirrored = bool(wm is not None and (wm > 0).any())
+    res = cfg.lpips_resolution
+    target = area_resize(images, min(res, images.shape[-1]))
+    cams = cameras
+    if mirrored:  # both views of every image in one synthesis call: [2N]
+        target = torch.cat((target, flip(target)))
+        cams = torch.cat((cameras, mirror_label(cameras)))
+    history: list[dict[str, float]] = []
+    for step in range(cfg.steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.lr_rampup, cfg.lr_rampdown)
+        sigma = (w_std * noise_scale_at(step, cfg.steps, cfg.noise_scale, cfg.noise_ramp)).reshape(n, 1, 1)
+        eps = torch.randn(ws.shape, generator=generator, device=generator.device).to(dev)
+        ws_in = ws + eps * sigma
+        tensors = dict(noise)
+        if mirrored:
+            ws_in = torch.cat((ws_in, ws_in))
+            tensors = {k: torch.cat((v, v)) for k, v in noise.items()}
+        out = synthesize(G, ws_in, cams, tensors=tensors, sampling=config.sampling)
+        dist = losses.perceptual(area_resize(out.image, target.shape[-1]), target)  # [N] or [2N]
+        rec = dist[:n]
+        loss_i = rec.clone()
+        rec_m = torch.zeros_like(rec)
+        if mirrored:
+            assert wm is not None
+            rec_m = dist[n:]
+            loss_i = loss_i + wm * rec_m
+        reg = noise_regularizer(noise) if noise else torch.zeros_like(rec)
+        loss = (loss_i + cfg.noise_reg_weight * reg).sum()  # sum: independent images keep their own scale
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():  # projector: keep noise buffers zero-mean, unit-variance per image
+            for v in noise.values():
+                v -= v.mean(dim=(1, 2, 3), keepdim=True)
+                v /= v.square().mean(dim=(1, 2, 3), keepdim=True).sqrt()
+        rec_stats = {"lpips": float(rec.detach().mean()), "mirror_lpips": float(rec_m.detach().mean()),
+                     "noise_reg": float(reg.detach().mean()), "loss": float(loss_i.detach().mean()),
+                     "lr": float(opt.param_groups[0]["lr"])}
+        history.append(rec_stats)
+        if progress is not None:
+            progress("stage1", step, cfg.steps, rec_stats)
+    noise_out = {k: v.detach()[:, 0] for k, v in noise.items()}
+    return Stage1Result(ws=ws.detach(), noise=noise_out, history=tuple(history), seconds=time.perf_counter() - t0)

@@ -1,0 +1,72 @@
+"""Tiny random generator and cheap losses for the inversion tests (CPU, seconds)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sym3dinv.generator import TriPlaneGenerator
+from sym3dinv.invert.losses import LossFunctions, patch_contextual_loss
+
+TINY = {  # EG3D topology, tiny widths: 128 px output from 16 px neural renders, 8+8 depth samples
+    "z_dim": 16, "w_dim": 32, "c_dim": 25, "img_resolution": 128, "img_channels": 3,
+    "mapping_kwargs": {"num_layers": 2}, "channel_base": 256, "channel_max": 16,
+    "fused_modconv_default": "inference_only", "num_fp16_res": 0, "sr_num_fp16_res": 0, "conv_clamp": None,
+    "sr_kwargs": {}, "triplane_resolution": 16, "triplane_channels": 32, "neural_rendering_resolution": 16,
+    "sr_channels": [8, 8],
+    "rendering_kwargs": {"superresolution_module": "training.superresolution.SuperresolutionHybrid2X",
+                         "depth_resolution": 8, "depth_resolution_importance": 8},
+}
+
+
+def make_tiny(seed: int = 0) -> TriPlaneGenerator:
+    torch.manual_seed(seed)
+    G = TriPlaneGenerator(**TINY).eval().requires_grad_(False)
+    with torch.no_grad():  # non-zero noise strengths so the noise buffers matter
+        for name, p in G.named_parameters():
+            if name.endswith("noise_strength"):
+                p.fill_(0.1)
+    return G
+
+
+@pytest.fixture()
+def tiny_G() -> TriPlaneGenerator:
+    return make_tiny()
+
+
+def cheap_perceptual(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Multi-scale L1 stand-in for LPIPS: differentiable, [N], zero iff equal."""
+    total = (x - y).abs().mean(dim=(1, 2, 3))
+    for _ in range(2):
+        x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+        total = total + (x - y).abs().mean(dim=(1, 2, 3))
+    return total / 3
+
+
+@pytest.fixture(scope="session")
+def cheap_losses() -> LossFunctions:
+    return LossFunctions(perceptual=cheap_perceptual, contextual=patch_contextual_loss, lpips_metric=cheap_perceptual)
+
+
+@pytest.fixture(scope="session")
+def tiny_factory():
+    """``make_tiny(seed)`` for tests that need several generators."""
+    return make_tiny
+
+
+def target_image(yaw: float = 0.5, pitch: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """A [1,3,128,128] image rendered by a *different* tiny generator, and its camera."""
+    from sym3dinv.cameras import camera_label
+
+    G1 = make_tiny(1)
+    c = camera_label(yaw, pitch)
+    with torch.no_grad():
+        img = G1.synthesis(G1.mapping(torch.randn(1, 16, generator=torch.Generator().manual_seed(3)), c), c,
+                           sampling="deterministic").image
+    return img.clamp(-1, 1), c
+
+
+@pytest.fixture(scope="session")
+def target() -> tuple[torch.Tensor, torch.Tensor]:
+    return target_image()
