@@ -94,3 +94,16 @@ def bench(
     typer.echo(f"{identities * views / dt:.1f} img/s at {resolution}x{resolution} ({identities} identities x {views} "
                f"views, {threads} thread(s); cpu: {platform.processor() or platform.machine()}, "
                f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})")
+
+
+@app.command()
+def train(
+    out: str = typer.Argument(..., help="Output directory: cache, checkpoints (resumable), default_G.safetensors."),
+    steps: int = typer.Option(2000, help="Training steps."),
+    identities: int = typer.Option(256, help="Training identities (seeds 0..N-1)."),
+    threads: int = typer.Option(2, help="Torch threads for training (rendering uses 1)."),
+) -> None:
+    """Train the embedded default generator on SynthHeads (CPU; resumes from the newest checkpoint)."""
+    from sym3dinv.synthheads.train import main as train_main
+
+    raise typer.Exit(train_main([out, "--steps", str(steps), "--identities", str(identities), "--threads", str(threads)]))

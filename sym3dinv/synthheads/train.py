@@ -293,13 +293,16 @@ def main(argv: list[str] | None = None) -> int:
     for f in dataclasses.fields(TrainConfig):
         if f.type in ("int", "float"):
             ap.add_argument(f"--{f.name.replace('_', '-')}", type=int if f.type == "int" else float, default=None)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads for training")
     args = ap.parse_args(argv)
     over = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
             if getattr(args, f.name, None) is not None}
     cfg = dataclasses.replace(TrainConfig(), **over)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_flush_denormal(True)
+    torch.set_num_threads(1)  # sphere tracing: one thread per process is far faster on a busy machine
     cache = build_cache(cfg, render_synthheads, args.out / f"cache-{cfg.identities}x{cfg.views}-{cfg.resolution}.safetensors")
+    torch.set_num_threads(args.threads)
     print(train(cfg, cache, args.out))
     return 0
 

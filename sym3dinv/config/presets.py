@@ -1,0 +1,35 @@
+"""Named inversion presets: complete configs, selectable by name from the CLI and flow parameters.
+
+``paper`` is METHOD.md's configuration (500 + up to 1000 steps, LPIPS at 256/512): the default on a GPU.
+``cpu`` is a reduced-step configuration that still shows the symmetry prior's effect on CPU with the
+embedded 128-px SynthHeads generator (losses at the generator's resolution, fewer mean-w samples).
+``smoke`` is for tests and demos that only need the pipeline to run end to end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sym3dinv.config.invert import InversionConfig, Stage1Config, Stage2Config
+
+PRESETS: dict[str, InversionConfig] = {
+    "paper": InversionConfig(),
+    "cpu": InversionConfig(
+        stage1=replace(Stage1Config(), steps=80, w_avg_samples=2000, lpips_resolution=128),
+        stage2=replace(Stage2Config(), steps=80, lpips_resolution=128),
+    ),
+    "smoke": InversionConfig(
+        stage1=replace(Stage1Config(), steps=4, w_avg_samples=200, lpips_resolution=64),
+        stage2=replace(Stage2Config(), steps=4, lpips_resolution=64),
+    ),
+}
+
+
+def preset(name: str, mode: str | None = None) -> InversionConfig:
+    """A named preset, optionally switched to another mode (``w+``, ``pti``, ``spi``)."""
+    from sym3dinv.errors import ConfigError
+
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
+    cfg = PRESETS[name]
+    return replace(cfg, mode=mode) if mode is not None else cfg
