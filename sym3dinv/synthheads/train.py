@@ -193,6 +193,13 @@ def _moment_prior(w_codes: Tensor, w_rand: Tensor) -> Tensor:
     return (w_codes.mean(0) - w_rand.mean(0)).pow(2).mean() + (w_codes.std(0) - w_rand.std(0)).pow(2).mean()
 
 
+def _resume_key(cfg: TrainConfig) -> str:
+    """What must match to resume: everything but the step budget (a run may be extended)."""
+    d = dataclasses.asdict(cfg)
+    d.pop("steps")
+    return json.dumps(d, sort_keys=True)
+
+
 def _checkpoint_paths(out: Path) -> list[Path]:
     return sorted(out.glob("ckpt-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
 
@@ -215,7 +222,7 @@ def train(cfg: TrainConfig, cache: TrainingCache, out: Path,
     ckpts = _checkpoint_paths(out)
     if ckpts:
         state = torch.load(ckpts[-1], weights_only=True)
-        if state["config"] != json.dumps(dataclasses.asdict(cfg), sort_keys=True):
+        if state["config"] != _resume_key(cfg):
             raise ValueError(f"{ckpts[-1]} was written with another TrainConfig; use a fresh output directory")
         G.load_state_dict(state["G"])
         codes.data.copy_(state["codes"])
@@ -251,16 +258,16 @@ def train(cfg: TrainConfig, cache: TrainingCache, out: Path,
         total.backward()
         opt.step()
         if progress is not None:
-            progress(step, {k: float(v) for k, v in losses.items()})
+            progress(step, {k: float(v.detach()) for k, v in losses.items()})
         if step % 50 == 0:
             log.info("step %d/%d %s (%.1f s/step)", step, cfg.steps,
-                     " ".join(f"{k}={float(v):.4f}" for k, v in losses.items()),
+                     " ".join(f"{k}={float(v.detach()):.4f}" for k, v in losses.items()),
                      (time.perf_counter() - t0) / max(1, step - start + 1))
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             tmp = out / f".ckpt-{step + 1}.tmp"
             torch.save({"G": G.state_dict(), "codes": codes.detach(), "opt": opt.state_dict(),
                         "rng": g.get_state(), "step": step + 1,
-                        "config": json.dumps(dataclasses.asdict(cfg), sort_keys=True)}, tmp)
+                        "config": _resume_key(cfg)}, tmp)
             tmp.replace(out / f"ckpt-{step + 1}.pt")
             for old in _checkpoint_paths(out)[:-2]:
                 old.unlink()
