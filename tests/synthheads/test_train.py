@@ -7,7 +7,14 @@ import dataclasses
 import torch
 
 from sym3dinv.generator import load_generator
-from sym3dinv.synthheads.train import TrainConfig, build_cache, lr_at, render_synthheads, sample_training_labels, train
+from sym3dinv.synthheads.train import (
+    TrainConfig,
+    build_cache,
+    lr_at,
+    render_synthheads,
+    sample_training_labels,
+    train,
+)
 
 TOY = TrainConfig(identities=2, views=2, resolution=128, neural_rendering_resolution=16, triplane_resolution=16,
                   channel_base=256, channel_max=16, sr_channels=(8, 8), depth_samples=8, steps=4, batch=2,
