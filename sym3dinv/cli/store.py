@@ -1,7 +1,71 @@
-"""`sym3dinv store ...` commands."""
+"""`sym3dinv store ...` commands: summary, failed, export, compact (heavy imports inside commands)."""
 
 from __future__ import annotations
 
+import json
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="store commands")
+app = typer.Typer(no_args_is_help=True, help="Inspect and export a run store (local path, file://, s3://).")
+
+_ENDPOINT = typer.Option(
+    None, "--endpoint-url", help="S3-compatible endpoint; credentials come from AWS env vars."
+)
+
+
+def _open(url: str, endpoint_url: str | None):  # noqa: ANN202 - RunStore imported lazily
+    from sym3dinv.store import RunStore
+
+    return RunStore(url, {"client_kwargs": {"endpoint_url": endpoint_url}} if endpoint_url else None)
+
+
+@app.command()
+def summary(
+    url: str, endpoint_url: str | None = _ENDPOINT, as_json: bool = typer.Option(False, "--json")
+) -> None:
+    """Counts by status and error class (latest row per item), then metric distributions."""
+    store = _open(url, endpoint_url)
+    counts = store.summary().to_pylist()
+    stats = store.metric_stats().to_pylist()
+    if as_json:
+        typer.echo(json.dumps({"counts": counts, "metrics": stats}, default=str))
+        return
+    total = sum(r["count"] for r in counts)
+    typer.echo(f"{total} items")
+    for r in counts:
+        typer.echo(f"  {r['status']:<8} {r['error_class'] or '':<18} {r['count']}")
+    for r in stats:
+        typer.echo(
+            f"  {r['metric']:<14} n={r['count']} mean={r['mean']:.4g} p50={r['p50']:.4g} p95={r['p95']:.4g}"
+        )
+
+
+@app.command()
+def failed(
+    url: str, endpoint_url: str | None = _ENDPOINT, limit: int = typer.Option(50, help="Rows to show.")
+) -> None:
+    """Failed items with their reasons, newest first."""
+    rows = _open(url, endpoint_url).failed().slice(0, limit).to_pylist()
+    for r in rows:
+        typer.echo(f"{r['id']}  {r['error_class']:<16} {r['source_uri'] or ''}  {r['error_message']}")
+
+
+@app.command()
+def export(
+    url: str,
+    out: str,
+    endpoint_url: str | None = _ENDPOINT,
+    key: str = typer.Option("ws", help="Tensor name inside latents.safetensors."),
+) -> None:
+    """Latents + camera labels of all done items into one bundle (``.parquet`` or ``.safetensors``)."""
+    from sym3dinv.store.export import export_bundle
+
+    n = export_bundle(_open(url, endpoint_url), out, key=key)
+    typer.echo(f"exported {n} items to {out}")
+
+
+@app.command()
+def compact(url: str, endpoint_url: str | None = _ENDPOINT) -> None:
+    """Merge small index part files into one (safe while others read or write)."""
+    res = _open(url, endpoint_url).compact()
+    typer.echo(f"merged {len(res.removed_parts)} parts ({res.rows} rows) into {res.merged_part}")

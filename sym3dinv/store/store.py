@@ -1,0 +1,189 @@
+"""RunStore: one root URL (``/path``, ``file://``, ``s3://bucket/prefix``, ``memory://``) over fsspec.
+
+Layout::
+
+    <root>/items/<id>/a<attempt>-<token>/{latents.safetensors, delta.safetensors, render-*.png,
+                                          depth-*.npy|png, metrics.json, _MANIFEST.json}
+    <root>/index/part-<run>-<shard>-a<attempt>-<token>.parquet
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sym3dinv.errors import ConfigError
+from sym3dinv.store import index as _index
+from sym3dinv.store import query as _query
+from sym3dinv.store.ids import safe_relpath
+from sym3dinv.store.items import ItemWriter, read_manifest
+from sym3dinv.store.schema import new_token
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+_SECRET_HINTS = ("secret", "token", "password", "key", "credential", "session")
+_PENDING_COLUMNS = ("id", "status", "config_hash", "finished_at", "attempt")
+_SUMMARY_COLUMNS = ("id", "status", "error_class", "finished_at", "attempt")
+
+
+def _mask(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Options with anything credential-like replaced by '***' (recursively), for repr and logs."""
+    out: dict[str, Any] = {}
+    for k, v in options.items():
+        if isinstance(v, Mapping):
+            out[k] = _mask(v)
+        elif any(h in k.lower() for h in _SECRET_HINTS):
+            out[k] = "***"
+        else:
+            out[k] = v
+    return out
+
+
+class RunStore:
+    """A run store rooted at ``url``; ``storage_options`` go to fsspec (for s3fs: key, secret, token,
+    ``client_kwargs={"endpoint_url": ...}``, ``endpoint_url``, anon, ...). Credentials may also come from
+    the usual AWS env vars / profiles, which s3fs reads itself."""
+
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        if not url:
+            raise ConfigError("run store URL is empty")
+        self.url = url.rstrip("/") or "/"
+        self._options = dict(storage_options or {})
+        try:
+            self.fs, root = fsspec.core.url_to_fs(self.url, **self._options)
+        except (ImportError, ValueError) as exc:
+            raise ConfigError(f"cannot open run store {self.url}: {exc}") from exc
+        self.root = root.rstrip("/") if root not in ("/", "") else root
+        self.is_local = "file" in (
+            self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        )
+
+    def __repr__(self) -> str:
+        return f"RunStore({self.url!r}, storage_options={_mask(self._options)!r})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # picklable for Ray/multiprocessing: reopen from url + options on the other side
+        return (RunStore, (self.url, self._options))
+
+    # --- paths and atomic writes ---------------------------------------------------------------------
+    def abspath(self, rel: str) -> str:
+        """Absolute fsspec path of a path relative to the root; refuses anything escaping the root."""
+        return posixpath.join(self.root, safe_relpath(rel)) if self.root else safe_relpath(rel)
+
+    def write(self, rel: str, data: bytes) -> None:
+        """Write a whole file (parents created on local disk); object stores get a single PUT."""
+        path = self.abspath(rel)
+        if self.is_local:
+            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        self.fs.pipe_file(path, data)
+
+    def atomic_write(self, rel: str, data: bytes) -> None:
+        """Make ``rel`` appear complete or not at all: temp + rename locally, one PUT elsewhere."""
+        path = self.abspath(rel)
+        if self.is_local:
+            tmp = posixpath.join(posixpath.dirname(path), f".tmp-{new_token()}-{posixpath.basename(path)}")
+            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+            self.fs.pipe_file(tmp, data)
+            self.fs.mv(tmp, path)
+        else:
+            self.fs.pipe_file(path, data)
+
+    def check_writable(self) -> None:
+        """Fail fast (ConfigError) when the root cannot be written, before any work starts."""
+        rel = f"index/.probe-{new_token()}"
+        try:
+            self.atomic_write(rel, b"ok")
+            self.fs.rm_file(self.abspath(rel))
+        except Exception as exc:  # noqa: BLE001 - any failure here is a configuration problem
+            raise ConfigError(f"run store {self!r} is not writable: {type(exc).__name__}: {exc}") from exc
+
+    # --- writers -------------------------------------------------------------------------------------
+    def item_writer(self, item_id: str, attempt: int = 0) -> ItemWriter:
+        """Context manager for one attempt's files; commits (manifest) on normal exit."""
+        return ItemWriter(self, item_id, attempt)
+
+    def index_writer(self, run_id: str, shard_id: str, attempt: int = 0) -> _index.IndexWriter:
+        """Buffers index rows of one shard; ``flush()`` writes one part file."""
+        return _index.IndexWriter(self, run_id, shard_id, attempt)
+
+    # --- reads ---------------------------------------------------------------------------------------
+    def read_index(self, columns: Sequence[str] | None = None, *, strict: bool = False) -> pa.Table:
+        """All index rows (every attempt) as Arrow."""
+        return _index.read_index(self, columns, strict=strict).table
+
+    def latest(self, columns: Sequence[str] | None = None, *, strict: bool = False) -> pa.Table:
+        """Latest row per id."""
+        cols = None if columns is None else list(dict.fromkeys([*columns, "id", "finished_at", "attempt"]))
+        return _query.latest(self.read_index(cols, strict=strict))
+
+    def is_committed(self, item_dir: str) -> bool:
+        return read_manifest(self, item_dir) is not None
+
+    def pending(
+        self,
+        inputs: pa.Table | pd.DataFrame | Sequence[tuple[str, str]],
+        config_hash: str,
+        *,
+        verify_outputs: bool = False,
+        strict: bool = False,
+    ) -> pa.Table:
+        """Inputs (``id``, ``source_uri``) without a done row under ``config_hash``.
+
+        ``verify_outputs`` also checks each done row's manifest (one request per input id that is done;
+        meant for small reruns or audits) and treats a missing manifest as not done.
+        """
+        if type(inputs).__name__ == "DataFrame":
+            inputs = pa.Table.from_pandas(inputs, preserve_index=False)
+        if not isinstance(inputs, pa.Table):
+            ids, uris = zip(*inputs, strict=True) if len(inputs) else ((), ())
+            inputs = pa.table({"id": pa.array(ids, pa.string()), "source_uri": pa.array(uris, pa.string())})
+        cols = list(_PENDING_COLUMNS) + (["item_dir"] if verify_outputs else [])
+        table = self.read_index(cols, strict=strict)
+        done = _query.done_ids(table, config_hash)
+        if verify_outputs and len(done):
+            sub = _query.latest(table.filter(pc.equal(table["config_hash"], config_hash)))
+            sub = sub.filter(pc.is_in(sub["id"], value_set=done))
+            ok = [
+                i
+                for i, d in zip(sub["id"].to_pylist(), sub["item_dir"].to_pylist(), strict=True)
+                if d and self.is_committed(d)
+            ]
+            if len(ok) != len(done):
+                log.warning(
+                    "%d done rows point at missing manifests; treating them as pending", len(done) - len(ok)
+                )
+            done = pa.array(ok, pa.string())
+        return inputs.filter(_query.pending_mask(inputs["id"], done))
+
+    def summary(self, *, strict: bool = False) -> pa.Table:
+        """Counts by (status, error_class) of the latest row per id."""
+        return _query.summary(self.latest(_SUMMARY_COLUMNS, strict=strict))
+
+    def metric_stats(self, *, strict: bool = False) -> pa.Table:
+        """Distribution (count/mean/std/min/p05/p50/p95/max) per metric over latest done rows."""
+        return _query.metric_stats(self.latest(("status", "metrics"), strict=strict))
+
+    def failed(self, *, strict: bool = False) -> pa.Table:
+        """Latest rows that failed, with error class and message."""
+        cols = ("status", "source_uri", "error_class", "error_message", "worker", "config_hash")
+        return _query.failed(self.latest(cols, strict=strict))
+
+    def compact(self, *, min_parts: int = 2) -> _index.CompactResult:
+        """Merge small part files; safe with concurrent readers and writers (see index.compact)."""
+        return _index.compact(self, min_parts=min_parts)
+
+    def load_latents(self, item_dir: str) -> dict[str, Any]:
+        """Tensors (numpy) of a committed attempt's ``latents.safetensors``."""
+        from safetensors.numpy import load
+
+        return load(self.fs.cat_file(self.abspath(safe_relpath(item_dir, "latents.safetensors"))))
