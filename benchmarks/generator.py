@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import resource
@@ -23,6 +24,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("SYM3DINV_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures")) / "eg3d"
+log = logging.getLogger("benchmarks.generator")
 EG3D_REF = {"forward_s": 4.07, "forward_backward_s": 9.39}
 
 
@@ -38,15 +40,25 @@ def _cpu_name() -> str:
 
 def _time(fn, repeats: int) -> dict:
     fn()  # warm-up
-    runs = []
+    runs, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         runs.append(time.perf_counter() - t0)
-    return {"median_s": round(statistics.median(runs), 3), "runs_s": [round(r, 3) for r in runs]}
+        cpu.append(time.process_time() - c0)
+    # process CPU seconds are less sensitive than wall time to other jobs sharing the cores
+    return {"median_s": round(statistics.median(runs), 3), "runs_s": [round(r, 3) for r in runs],
+            "median_process_cpu_s": round(statistics.median(cpu), 3)}
 
 
-def bench(name: str, init_kwargs: dict, repeats: int, sampling: str) -> dict:
+VARIANTS = {  # name: synthesis kwargs
+    "eg3d_default": {"sampling": "stochastic"},  # fused modconv in eval mode, as EG3D
+    "nonfused": {"sampling": "stochastic", "fused_modconv": False},  # recommended on CPU
+    "deterministic_nonfused": {"sampling": "deterministic", "fused_modconv": False},  # inversion setting
+}
+
+
+def bench(name: str, init_kwargs: dict, repeats: int, variants: list[str]) -> dict:
     from sym3dinv.cameras import camera_label
     from sym3dinv.generator import TriPlaneGenerator
 
@@ -55,24 +67,28 @@ def bench(name: str, init_kwargs: dict, repeats: int, sampling: str) -> dict:
     z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(0))
     c = camera_label(0.3, -0.1)
     ws = G.mapping(z, c)
+    out: dict = {"config": name, "parameters": sum(p.numel() for p in G.parameters()), "variants": {}}
+    for v in variants:
+        kw = VARIANTS[v]
 
-    def fwd() -> None:
-        with torch.no_grad():
+        def fwd(kw: dict = kw) -> None:
+            with torch.no_grad():
+                torch.manual_seed(0)
+                G(z, c, noise_mode="const", **kw)
+
+        def fwd_bwd(kw: dict = kw) -> None:
+            w = ws.detach().requires_grad_(True)
             torch.manual_seed(0)
-            G(z, c, noise_mode="const", sampling=sampling)
+            G.synthesis(w, c, noise_mode="const", **kw)["image"].mean().backward()
 
-    def fwd_bwd() -> None:
-        w = ws.detach().requires_grad_(True)
-        torch.manual_seed(0)
-        G.synthesis(w, c, noise_mode="const", sampling=sampling)["image"].mean().backward()
-
-    out = {"config": name, "sampling": sampling, "parameters": sum(p.numel() for p in G.parameters()),
-           "forward": _time(fwd, repeats), "forward_backward": _time(fwd_bwd, repeats)}
-    if name == "full":
-        out["speedup_vs_eg3d"] = {
-            "forward": round(EG3D_REF["forward_s"] / out["forward"]["median_s"], 2),
-            "forward_backward": round(EG3D_REF["forward_backward_s"] / out["forward_backward"]["median_s"], 2),
-        }
+        r = {"kwargs": kw, "forward": _time(fwd, repeats), "forward_backward": _time(fwd_bwd, repeats)}
+        if name == "full":
+            r["eg3d_time_over_ours"] = {
+                "forward": round(EG3D_REF["forward_s"] / r["forward"]["median_s"], 2),
+                "forward_backward": round(EG3D_REF["forward_backward_s"] / r["forward_backward"]["median_s"], 2),
+            }
+        out["variants"][v] = r
+        log.info("%s %s: %s", name, v, r)
     return out
 
 
@@ -81,7 +97,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--configs", default="full,tiny")
-    ap.add_argument("--sampling", default="stochastic", choices=["stochastic", "deterministic"])
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {sorted(VARIANTS)}")
+    ap.add_argument("--tiny-variants", default="eg3d_default")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -89,10 +106,14 @@ def main() -> int:
         "full": json.loads((FIXTURES / "full_manifest.json").read_text())["init_kwargs"],
         "tiny": json.loads((FIXTURES / "tiny_config.json").read_text())["init_kwargs"],
     }
-    results = [bench(n, configs[n], args.repeats, args.sampling) for n in args.configs.split(",")]
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    load_before = os.getloadavg()
+    results = [bench(n, configs[n], args.repeats, (args.variants if n == "full" else args.tiny_variants).split(","))
+               for n in args.configs.split(",")]
     report = {
         "benchmark": "generator", "device": "cpu", "cpu": _cpu_name(), "threads": args.threads,
-        "torch": torch.__version__, "python": sys.version.split()[0], "load_avg_before": os.getloadavg()[0],
+        "torch": torch.__version__, "python": sys.version.split()[0], "load_avg_1_5_15_before": [round(x, 2) for x in load_before],
+        "load_avg_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
         "batch": 1, "neural_rendering_resolution": 128, "output_resolution": 512,
         "eg3d_reference_full": EG3D_REF, "results": results,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -17,6 +17,12 @@ from torch import Tensor, nn
 from sym3dinv.generator.ops import bias_act, modulated_conv2d, normalize_2nd_moment, setup_filter, upsample2d
 
 
+def block_dtype(use_fp16: bool, device: torch.device, force_fp32: bool = False) -> torch.dtype:
+    """Compute dtype of a synthesis block: fp16 only for fp16 blocks on CUDA (EG3D forces fp32 elsewhere;
+    the block's conv_clamp still applies, so CPU results equal EG3D's CPU results)."""
+    return torch.float16 if use_fp16 and not force_fp32 and device.type == "cuda" else torch.float32
+
+
 class FullyConnectedLayer(nn.Module):
     """Dense layer with equalised learning rate: weight * lr_multiplier / sqrt(in_features)."""
 
@@ -149,9 +155,15 @@ class SynthesisLayer(nn.Module):
                                 generator=generator) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        if not fused_modconv and self.activation == "lrelu":  # fold demod, noise, bias, gain into one pass
+            x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
+                                 resample_filter=self.resample_filter, fused=False, impl=impl,
+                                 bias=self.bias, out_gain=self.act_gain * gain)
+            x = torch.nn.functional.leaky_relu(x, 0.2)  # lrelu(g * y) = g * lrelu(y) for g > 0
+            return x.clamp(-clamp, clamp) if clamp is not None else x
         x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
                              resample_filter=self.resample_filter, fused=fused_modconv, impl=impl)
-        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
     def extra_repr(self) -> str:
@@ -215,9 +227,7 @@ class SynthesisBlock(nn.Module):
                 force_fp32: bool = False, fused_modconv: bool | None = None,
                 generator: torch.Generator | None = None, impl: str = "fast") -> tuple[Tensor, Tensor]:
         w_iter = iter(ws.unbind(dim=1))
-        if ws.device.type != "cuda":
-            force_fp32 = True
-        dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
+        dtype = block_dtype(self.use_fp16, ws.device, force_fp32)
         if fused_modconv is None:
             fused_modconv = self.fused_modconv_default
         if fused_modconv == "inference_only":
@@ -329,7 +339,10 @@ class SuperResolution(nn.Module):
 
     def forward(self, rgb: Tensor, x: Tensor, ws: Tensor, **block_kwargs: Any) -> Tensor:
         ws = ws[:, -1:, :].repeat(1, 3, 1)
-        if x.shape[-1] != self.input_resolution:
+        # EG3D resizes whenever the size differs, except 4X, which only enlarges smaller inputs
+        resize = x.shape[-1] < self.input_resolution if self.variant == "SuperresolutionHybrid4X" else (
+            x.shape[-1] != self.input_resolution)
+        if resize:
             size = (self.input_resolution, self.input_resolution)
             x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False,
                                                 antialias=self.sr_antialias)

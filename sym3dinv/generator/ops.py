@@ -141,13 +141,21 @@ def modulated_conv2d(
     demodulate: bool = True,
     fused: bool = True,
     impl: str = "fast",
+    bias: Tensor | None = None,
+    out_gain: float = 1.0,
 ) -> Float[Tensor, "n cout oh ow"]:
     """StyleGAN2 modulated (and demodulated) convolution, optionally followed by 2x upsampling.
 
     ``fused=True`` runs one grouped convolution with per-sample weights (EG3D's inference path);
     ``fused=False`` scales activations before and after a shared convolution (its training path).
     Both compute the same function; their rounding differs at the 1e-6 level.
+
+    ``bias``/``out_gain`` (non-fused only) return ``out_gain * (conv + noise + bias)`` with the
+    demodulation, bias and gain in one ``addcmul`` pass: callers apply leaky ReLU afterwards, which
+    commutes with a positive gain. Saves three passes over the output (forward and backward).
     """
+    if (bias is not None or out_gain != 1.0) and fused:
+        raise ValueError("bias/out_gain folding is only implemented for fused=False")
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
     if x.dtype == torch.float16 and demodulate:  # pre-normalise to avoid fp16 overflow (as StyleGAN2)
@@ -165,10 +173,18 @@ def modulated_conv2d(
             x = _conv_up2(x, wx, resample_filter, 1, padding, impl)
         else:
             x = F.conv2d(x, wx, padding=padding)
-        if demodulate:
-            x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+        scale = dcoefs * out_gain if demodulate else None
+        if bias is not None:
+            shift = (bias * out_gain).to(x.dtype).reshape(1, -1, 1, 1)
+            if scale is None:
+                scale = torch.full((n, out_ch), out_gain, dtype=x.dtype, device=x.device)
+            x = torch.addcmul(shift, x, scale.to(x.dtype).reshape(n, -1, 1, 1))
+        elif scale is not None:
+            x = x * scale.to(x.dtype).reshape(n, -1, 1, 1)
+        elif out_gain != 1.0:
+            x = x * out_gain
         if noise is not None:
-            x = x + noise.to(x.dtype)
+            x = x + (noise * out_gain if out_gain != 1.0 else noise).to(x.dtype)
         return x
     if demodulate:
         w = w * dcoefs.reshape(n, -1, 1, 1, 1)

@@ -38,6 +38,10 @@ SR_MODULES = {  # EG3D class path -> our variant; no dynamic import of names rea
     "training.superresolution.SuperresolutionHybrid2X": "SuperresolutionHybrid2X",
 }
 SYNTHESIS_KWARGS = {"channel_base", "channel_max", "num_fp16_res", "conv_clamp", "fused_modconv_default"}
+# EG3D kwargs that do not change the function on CPU (memory layout) or that we accept only at the value
+# EG3D's FFHQ models use; None = any value is harmless.
+HARMLESS_KWARGS: dict[str, Any] = {"fp16_channels_last": None, "channels_last": None, "architecture": "skip",
+                                   "resample_filter": [1, 3, 3, 1], "use_noise": True}
 RENDERING_DEFAULTS: dict[str, Any] = {
     "depth_resolution": 48, "depth_resolution_importance": 48, "ray_start": 2.25, "ray_end": 3.3,
     "box_warp": 1, "c_gen_conditioning_zero": False, "c_scale": 1.0, "superresolution_noise_mode": "none",
@@ -91,6 +95,12 @@ class TriPlaneGenerator(nn.Module):
         **synthesis_kwargs: Any,  # channel_base, channel_max, num_fp16_res, conv_clamp, fused_modconv_default
     ) -> None:
         super().__init__()
+        harmless = {k: synthesis_kwargs.pop(k) for k in sorted(set(synthesis_kwargs) & set(HARMLESS_KWARGS))}
+        for key, value in harmless.items():
+            allowed = HARMLESS_KWARGS[key]
+            given = list(value) if isinstance(value, (list, tuple)) else value
+            if allowed is not None and given != allowed:
+                raise ValueError(f"{key}={value!r} is not supported (only EG3D's {allowed!r})")
         unknown = set(synthesis_kwargs) - SYNTHESIS_KWARGS
         if unknown:
             raise TypeError(f"TriPlaneGenerator got unknown constructor arguments: {sorted(unknown)}")
@@ -99,7 +109,7 @@ class TriPlaneGenerator(nn.Module):
             sr_num_fp16_res=sr_num_fp16_res, mapping_kwargs=mapping_kwargs or {}, rendering_kwargs=rendering_kwargs or {},
             sr_kwargs=sr_kwargs or {}, triplane_resolution=triplane_resolution, triplane_channels=triplane_channels,
             neural_rendering_resolution=neural_rendering_resolution,
-            sr_channels=list(sr_channels) if sr_channels is not None else None, **synthesis_kwargs))
+            sr_channels=list(sr_channels) if sr_channels is not None else None, **synthesis_kwargs, **harmless))
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.triplane_channels = triplane_channels
@@ -132,15 +142,23 @@ class TriPlaneGenerator(nn.Module):
                                      truncation_cutoff=truncation_cutoff, update_emas=update_emas)
 
     def planes(self, ws: Float[Tensor, "n k w"], noise_mode: str = "const",
-               generator: torch.Generator | None = None, impl: str = "fast") -> Float[Tensor, "n 3 c p p"]:
-        """Tri-plane features from ws (the expensive part; reuse them across cameras)."""
-        p = self.backbone.synthesis(ws, noise_mode=noise_mode, generator=generator, impl=impl)
+               generator: torch.Generator | None = None, impl: str = "fast",
+               fused_modconv: bool | None = None) -> Float[Tensor, "n 3 c p p"]:
+        """Tri-plane features from ws (the expensive part; reuse them across cameras).
+
+        ``fused_modconv``: None = the checkpoint's choice (EG3D: fused in eval mode); False = scale
+        activations around a shared convolution: same function (~1e-6 rounding), and on CPU faster,
+        much faster in backward when the weights are frozen (no per-sample weight gradients).
+        """
+        p = self.backbone.synthesis(ws, noise_mode=noise_mode, generator=generator, impl=impl,
+                                    fused_modconv=fused_modconv)
         return p.view(len(p), 3, self.triplane_channels, p.shape[-2], p.shape[-1])  # [N, 3, C, H, W]
 
     def render(self, planes: Float[Tensor, "n 3 c p p"], ws: Float[Tensor, "n k w"], c: Float[Tensor, "n 25"], *,
                neural_rendering_resolution: int | None = None, sampling: Sampling = "stochastic",
                generator: torch.Generator | None = None, precision: Precision = "fp32",
-               superresolution: bool = True, impl: str = "fast") -> SynthesisOutput:
+               superresolution: bool = True, impl: str = "fast", fused_modconv: bool | None = None
+               ) -> SynthesisOutput:
         """Volume-render given tri-planes at camera labels ``c`` and super-resolve."""
         if c.ndim != 2 or c.shape[1] != 25 or c.shape[0] != planes.shape[0]:
             raise ValueError(f"camera labels must be [N, 25] with N = {planes.shape[0]}, got {tuple(c.shape)}")
@@ -159,7 +177,8 @@ class TriPlaneGenerator(nn.Module):
         rgb = features[:, :3]
         if superresolution:
             with autocast_context(planes.device, precision):
-                image = self.superresolution(rgb, features, ws, noise_mode=rk["superresolution_noise_mode"], impl=impl)
+                image = self.superresolution(rgb, features, ws, noise_mode=rk["superresolution_noise_mode"], impl=impl,
+                                             fused_modconv=fused_modconv)
         else:
             image = rgb
         return SynthesisOutput(image=image.float(), image_raw=rgb.float(), image_depth=depth.float(),
@@ -168,13 +187,15 @@ class TriPlaneGenerator(nn.Module):
     def synthesis(self, ws: Float[Tensor, "n k w"], c: Float[Tensor, "n 25"],
                   neural_rendering_resolution: int | None = None, noise_mode: str = "const",
                   sampling: Sampling = "stochastic", generator: torch.Generator | None = None,
-                  precision: Precision = "fp32", impl: str = "fast", **_ignored: Any) -> SynthesisOutput:
+                  precision: Precision = "fp32", impl: str = "fast", fused_modconv: bool | None = None,
+                  **_ignored: Any) -> SynthesisOutput:
         """ws, camera -> SynthesisOutput (``image``, ``image_raw``, ``image_depth``, ...)."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws:
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
-        planes = self.planes(ws, noise_mode=noise_mode, generator=generator, impl=impl)
+        planes = self.planes(ws, noise_mode=noise_mode, generator=generator, impl=impl, fused_modconv=fused_modconv)
         return self.render(planes, ws, c, neural_rendering_resolution=neural_rendering_resolution,
-                           sampling=sampling, generator=generator, precision=precision, impl=impl)
+                           sampling=sampling, generator=generator, precision=precision, impl=impl,
+                           fused_modconv=fused_modconv)
 
     def forward(self, z: Float[Tensor, "n z"], c: Float[Tensor, "n 25"], truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, neural_rendering_resolution: int | None = None,

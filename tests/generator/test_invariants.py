@@ -9,7 +9,8 @@ import torch
 
 from sym3dinv.cameras import camera_label, mirror_label
 from sym3dinv.generator import TriPlaneGenerator, autocast_context
-from sym3dinv.generator.ops import setup_filter, upfirdn2d, upsample2d
+from sym3dinv.generator.networks import block_dtype
+from sym3dinv.generator.ops import _conv_up2, setup_filter, upfirdn2d, upsample2d
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +135,90 @@ def test_bad_shapes_are_clear(G) -> None:
         G.synthesis(ws, c[:, :16])
     with pytest.raises(TypeError, match="unknown constructor"):
         TriPlaneGenerator(z_dim=8, c_dim=25, w_dim=8, img_resolution=128, img_channels=3, bogus=1)
+    with pytest.raises(ValueError, match="architecture"):
+        TriPlaneGenerator(z_dim=8, c_dim=25, w_dim=8, img_resolution=128, img_channels=3, architecture="resnet")
+    with torch.device("meta"):  # EG3D options that do not change the function are accepted and kept
+        g = TriPlaneGenerator(z_dim=8, c_dim=25, w_dim=8, img_resolution=128, img_channels=3,
+                              channel_base=256, channel_max=8, fp16_channels_last=True, resample_filter=(1, 3, 3, 1),
+                              rendering_kwargs={"superresolution_module":
+                                                "training.superresolution.SuperresolutionHybrid2X"})
+    assert g.init_kwargs["fp16_channels_last"] is True
+
+
+def test_explicit_generator_ignores_the_global_rng(G) -> None:
+    ws, c = _ws(G, 11)
+    torch.manual_seed(0)
+    a = G.synthesis(ws, c, generator=torch.Generator().manual_seed(4))
+    torch.manual_seed(999)
+    b = G.synthesis(ws, c, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a.image, b.image)
+    c2 = G.synthesis(ws, c, generator=torch.Generator().manual_seed(5))
+    assert not torch.equal(a.image_raw, c2.image_raw)
+    d = a.image_depth  # expected distance is clamped to the sampled depth range
+    assert float(d.min()) >= 2.25 - 1e-5 and float(d.max()) <= 3.3 + (3.3 - 2.25) / 11 + 1e-5
+
+
+def test_fused_and_nonfused_modconv_planes_agree(G) -> None:
+    ws, _ = _ws(G, 12)
+    fused = G.backbone.synthesis(ws, fused_modconv=True)
+    split = G.backbone.synthesis(ws, fused_modconv=False)
+    assert float((fused - split).abs().max() / fused.abs().max()) < 1e-5
+    ref = G.backbone.synthesis(ws, fused_modconv=True, impl="ref")
+    assert float((fused - ref).abs().max() / fused.abs().max()) < 1e-5
+
+
+def test_conv_up_fast_equals_reference_and_spec() -> None:
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(2, 5, 9, 9, generator=g), torch.randn(7, 5, 3, 3, generator=g)
+    f = setup_filter()
+    fast, ref = _conv_up2(x, w, f, 1, 1, "fast"), _conv_up2(x, w, f, 1, 1, "ref")
+    assert fast.shape == (2, 7, 18, 18) and torch.allclose(fast, ref, atol=1e-5)
+    # grouped (fused, per-sample weights) equals per-sample calls
+    xg = x.reshape(1, 10, 9, 9)
+    wg = torch.cat([w, 2 * w])
+    both = _conv_up2(xg, wg, f, 2, 1, "fast").reshape(2, 7, 18, 18)
+    assert torch.allclose(both[0], fast[0], atol=1e-5) and torch.allclose(both[1], 2 * fast[1], atol=1e-4)
+
+
+def test_truncation_formula(G) -> None:
+    z = torch.randn(3, G.z_dim, generator=torch.Generator().manual_seed(7))
+    c = camera_label(torch.zeros(3), torch.zeros(3))
+    ws = G.mapping(z, c)
+    w_avg = G.backbone.mapping.w_avg
+    assert torch.equal(G.mapping(z, c, truncation_psi=1.0), ws)
+    assert torch.allclose(G.mapping(z, c, truncation_psi=0.0), w_avg.expand_as(ws))
+    ws5 = G.mapping(z, c, truncation_psi=0.5, truncation_cutoff=6)
+    assert torch.allclose(ws5[:, :6], w_avg + 0.5 * (ws[:, :6] - w_avg), atol=1e-6)
+    assert torch.equal(ws5[:, 6:], ws[:, 6:])
+
+
+def test_gradient_reaches_every_w(G) -> None:
+    ws, c = _ws(G, 13)
+    w = ws.clone().requires_grad_(True)
+    G.synthesis(w, c, sampling="deterministic").image.mean().backward()
+    assert w.grad is not None and bool((w.grad.abs().sum(-1) > 0).all())  # incl. ws[:, -1] for the SR
+
+
+def test_block_dtype_decisions() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert block_dtype(True, cpu) == torch.float32  # EG3D forces fp32 off CUDA (the clamp still applies)
+    assert block_dtype(True, cuda) == torch.float16
+    assert block_dtype(True, cuda, force_fp32=True) == torch.float32
+    assert block_dtype(False, cuda) == torch.float32
+
+
+@pytest.mark.parametrize(("module", "res"), [("training.superresolution.SuperresolutionHybrid4X", 256),
+                                             ("training.superresolution.SuperresolutionHybrid8XDC", 512)])
+def test_superresolution_variants_have_eg3d_keys(module: str, res: int) -> None:
+    with torch.device("meta"):
+        g = TriPlaneGenerator(z_dim=512, c_dim=25, w_dim=512, img_resolution=res, img_channels=3,
+                              rendering_kwargs={"superresolution_module": module}, channel_base=512, channel_max=32)
+    sd = g.state_dict()
+    assert ("superresolution.resample_filter" in sd) == (res == 256)  # 4X/2X register it, 8XDC does not
+    if res == 256:
+        assert tuple(sd["superresolution.block0.conv0.weight"].shape) == (128, 32, 3, 3)  # no-up block at 128
+        assert tuple(sd["superresolution.block0.conv0.noise_const"].shape) == (128, 128)
+        assert tuple(sd["superresolution.block1.conv0.weight"].shape) == (64, 128, 3, 3)
+    with pytest.raises(ValueError, match="unsupported superresolution_module"):
+        TriPlaneGenerator(z_dim=8, c_dim=25, w_dim=512, img_resolution=512, img_channels=3,
+                          rendering_kwargs={"superresolution_module": "os.system"})
