@@ -15,8 +15,8 @@ from sym3dinv.config.invert import InversionConfig, Stage1Config, Stage2Config
 PRESETS: dict[str, InversionConfig] = {
     "paper": InversionConfig(),
     "cpu": InversionConfig(
-        stage1=replace(Stage1Config(), steps=80, w_avg_samples=2000, lpips_resolution=128),
-        stage2=replace(Stage2Config(), steps=80, lpips_resolution=128),
+        stage1=replace(Stage1Config(), steps=60, w_avg_samples=2000, lpips_resolution=128),
+        stage2=replace(Stage2Config(), steps=60, lpips_resolution=128),
     ),
     "smoke": InversionConfig(
         stage1=replace(Stage1Config(), steps=4, w_avg_samples=200, lpips_resolution=64),
