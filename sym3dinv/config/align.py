@@ -16,7 +16,8 @@ class AlignConfig:
     min_side: int = 32
     """Images with a side below this are refused as too small."""
     min_face_size: int = 64
-    """Faces whose eye-to-mouth scale in source pixels is below this are refused (``face_too_small``)."""
+    """Faces whose crop side in source pixels (~4x the larger of eye-to-eye and eye-to-mouth distance) is
+    below this are refused (``face_too_small``)."""
     min_confidence: float = 0.5
     """Detection confidence below this is refused (``low_confidence``)."""
     max_abs_yaw_deg: float = 80.0
@@ -27,3 +28,30 @@ class AlignConfig:
     """``largest``: one item per image; ``all``: every face becomes its own item."""
     landmarker_model: str | None = None
     """Path of MediaPipe's ``face_landmarker.task``; None = the model directory."""
+    detector_threshold: float = 0.5
+    """MediaPipe's own face detection/presence threshold (its default); low values admit spurious faces."""
+    max_faces: int = 8
+    """Most faces the landmarker reports per image (``multi_face='all'``)."""
+    pitch_offset_deg: float = 13.7
+    """Added to the estimated pitch: MediaPipe's raw pitch is 13.7 deg low on SynthHeads renders at known
+    cameras (60 views, docs/alignment.md); not yet checked against EG3D's FFHQ labels."""
+    yaw_offset_deg: float = 0.0
+    """Added to the estimated yaw (calibration; the mirror test requires 0)."""
+    focal: float = 4.2647
+    """Normalised focal written into labels (FFHQ dataset.json)."""
+    label_roll: bool = False
+    """Keep the estimated roll in the label; off because the crop already levels the eye line."""
+    box_pad: float = 0.25
+    """Eye/mouth boxes grow by this fraction of their size on each side."""
+    already_aligned: bool = False
+    """Inputs are EG3D crops already: resize to ``output_size`` and skip the crop."""
+
+    def __post_init__(self) -> None:
+        from sym3dinv.errors import ConfigError
+
+        if self.multi_face not in ("largest", "all"):
+            raise ConfigError(f"multi_face must be 'largest' or 'all', got {self.multi_face!r}")
+        if self.output_size < 16 or self.max_pixels <= 0 or self.min_side < 1 or self.max_faces < 1:
+            raise ConfigError("output_size >= 16, max_pixels > 0, min_side >= 1 and max_faces >= 1 are required")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")

@@ -200,6 +200,12 @@ def _resume_key(cfg: TrainConfig) -> str:
     return json.dumps(d, sort_keys=True)
 
 
+def _without_steps(key: str) -> dict:
+    d = json.loads(key)
+    d.pop("steps", None)
+    return d
+
+
 def _checkpoint_paths(out: Path) -> list[Path]:
     return sorted(out.glob("ckpt-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
 
@@ -222,7 +228,7 @@ def train(cfg: TrainConfig, cache: TrainingCache, out: Path,
     ckpts = _checkpoint_paths(out)
     if ckpts:
         state = torch.load(ckpts[-1], weights_only=True)
-        if state["config"] != _resume_key(cfg):
+        if _without_steps(state["config"]) != _without_steps(_resume_key(cfg)):
             raise ValueError(f"{ckpts[-1]} was written with another TrainConfig; use a fresh output directory")
         G.load_state_dict(state["G"])
         codes.data.copy_(state["codes"])
