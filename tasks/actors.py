@@ -1,0 +1,160 @@
+"""Ray side of the bulk flow: one explicit actor per worker slot, each holding the generator once.
+
+:class:`InversionActor` wraps :class:`sym3dinv.pipeline.ItemProcessor`. :class:`ActorPool` feeds items to
+the actors with bounded in-flight work; when an actor dies (node lost, OOM-killed, preempted) its
+in-flight items go back to the queue with ``attempt + 1`` and the actor is recreated. After
+``max_attempts`` an item is recorded as a ``worker_lost`` failure, never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, WorkerCrashedError
+
+from sym3dinv.errors import WorkerLostError
+from sym3dinv.pipeline import InputItem, ItemProcessor, PipelineConfig, code_version, matches, resolve_device
+from sym3dinv.store import IndexRow, RunStore, failure_row
+
+log = logging.getLogger(__name__)
+
+FAULT_HANG_ENV = "SYM3DINV_FAULT_HANG"
+"""Test hook: ``<glob>:<marker path>``. The first actor that gets a matching file writes its pid to the
+marker and sleeps, so a test can kill that process for real. Inert unless the env var is set."""
+
+_LOST = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
+
+
+class InversionActor:
+    """One worker: loads the generator (and losses) once, then processes many items."""
+
+    def __init__(self, config: PipelineConfig, num_gpus: float, storage_options: Mapping[str, Any]) -> None:
+        import torch
+
+        if num_gpus <= 0:
+            torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
+        self.device = resolve_device(num_gpus)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{self.device}"
+        self.proc = ItemProcessor(config, self.device, storage_options=storage_options)
+        log.info("actor %s ready (generator %s)", self.worker, config.generator)
+
+    def info(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "worker": self.worker, "device": self.device}
+
+    def process(self, item: InputItem, store: RunStore, attempt: int) -> IndexRow:
+        _fault_hook(item)
+        return self.proc.process(item, store, attempt, worker=self.worker)
+
+
+def _fault_hook(item: InputItem) -> None:
+    spec = os.environ.get(FAULT_HANG_ENV)
+    if not spec:
+        return
+    pattern, marker = spec.split(":", 1)
+    if matches(item.uri, pattern) and not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(600)
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """How many actors, with what resources; small and picklable (a flow parameter derives it)."""
+
+    num_actors: int = 2
+    num_gpus: float = 0.0
+    num_cpus: float = 1.0
+    in_flight_per_actor: int = 2
+    max_attempts: int = 3
+
+
+class ActorPool:
+    """Actors created once per run; thread-safe so several shard tasks can share it."""
+
+    def __init__(self, config: PipelineConfig, spec: PoolSpec, storage_options: Mapping[str, Any] | None = None) -> None:
+        self.config, self.spec, self.options = config, spec, dict(storage_options or {})
+        env = {k: v for k, v in os.environ.items() if k == FAULT_HANG_ENV}
+        self._cls = ray.remote(InversionActor).options(  # type: ignore[attr-defined]
+            num_cpus=spec.num_cpus, num_gpus=spec.num_gpus, max_restarts=0,
+            runtime_env={"env_vars": env} if env else None)
+        self._lock = threading.Lock()
+        self.actors = [self._new() for _ in range(spec.num_actors)]
+        self.load = [0] * spec.num_actors
+        self.restarts = 0
+
+    def _new(self) -> Any:
+        return self._cls.remote(self.config, self.spec.num_gpus, self.options)
+
+    def _pick(self) -> tuple[int, Any]:
+        with self._lock:
+            idx = min(range(len(self.actors)), key=self.load.__getitem__)
+            self.load[idx] += 1
+            return idx, self.actors[idx]
+
+    def _done(self, idx: int, actor: Any, lost: bool) -> None:
+        with self._lock:
+            self.load[idx] -= 1
+            if lost and self.actors[idx] is actor:  # first to notice replaces it; others see the new one
+                log.warning("actor %d died; starting a replacement", idx)
+                ray.kill(actor, no_restart=True)
+                self.actors[idx] = self._new()
+                self.restarts += 1
+
+    def run(self, items: Sequence[InputItem], store: RunStore,
+            on_row: Callable[[IndexRow], None] | None = None) -> list[IndexRow]:
+        """Process ``items``; returns exactly one row per item (done, failed, or worker_lost)."""
+        queue: deque[tuple[InputItem, int]] = deque((it, 0) for it in items)
+        in_flight: dict[Any, tuple[InputItem, int, int, Any]] = {}
+        limit = max(1, self.spec.num_actors * self.spec.in_flight_per_actor)
+        rows: list[IndexRow] = []
+        while queue or in_flight:
+            while queue and len(in_flight) < limit:  # backpressure: never more than `limit` queued on Ray
+                item, attempt = queue.popleft()
+                idx, actor = self._pick()
+                in_flight[actor.process.remote(item, store, attempt)] = (item, attempt, idx, actor)
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in ready:
+                item, attempt, idx, actor = in_flight.pop(ref)
+                try:
+                    row = ray.get(ref)
+                except _LOST as exc:
+                    self._done(idx, actor, lost=True)
+                    if attempt + 1 < self.spec.max_attempts:
+                        log.warning("item %s lost with its worker (attempt %d); retrying", item.id, attempt)
+                        queue.append((item, attempt + 1))
+                        continue
+                    row = failure_row(item.id, WorkerLostError(
+                        f"the worker died {attempt + 1} times while processing this item ({type(exc).__name__})"),
+                        config_hash=self.config.config_hash, attempt=attempt, source_uri=item.uri,
+                        size=item.size, code_version=code_version())
+                else:
+                    self._done(idx, actor, lost=False)
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
+        return rows
+
+    def shutdown(self) -> None:
+        for a in self.actors:
+            ray.kill(a, no_restart=True)
+
+
+def ensure_ray(address: str | None, num_cpus: int | None = None) -> bool:
+    """Connect to ``address`` / ``RAY_ADDRESS`` when given, else start a local Ray. True if we started it."""
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address, runtime_env={"env_vars": {"SYM3DINV_CODE_VERSION": code_version()}})
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False)
+    return True

@@ -1,0 +1,96 @@
+"""Prefect tasks of the bulk flow: list inputs, drop finished ones, process one shard on the actor pool."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import update_progress_artifact
+
+from sym3dinv.errors import ConfigError
+from sym3dinv.pipeline import InputItem, PipelineConfig, list_inputs
+from sym3dinv.store import RunStore
+from tasks.actors import ActorPool
+
+
+@dataclass(frozen=True)
+class ShardSummary:
+    shard_id: str
+    items: int
+    done: int
+    failed: int
+    part: str | None
+    seconds: float
+
+
+@dataclass
+class Progress:
+    """Counts shared by the shard tasks (threads) and pushed to the in-place progress artifact."""
+
+    total: int
+    artifact_id: Any = None
+    finished: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, n: int = 1) -> None:
+        with self._lock:
+            self.finished += n
+            pct = 100.0 * self.finished / max(1, self.total)
+        if self.artifact_id is not None:
+            update_progress_artifact(self.artifact_id, pct)
+
+
+def transient(_task: Any, _run: Any, state: Any) -> bool:
+    """Retry only what may succeed next time: never configuration errors (bad path, bad parameter)."""
+    try:
+        state.result()
+    except ConfigError:
+        return False
+    except Exception:  # noqa: BLE001 - everything else (network, object store, Ray) may be transient
+        return True
+    return False
+
+
+@task(name="list-inputs", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=transient)
+def list_inputs_task(source: str, storage_options: Mapping[str, Any]) -> list[InputItem]:
+    items = list_inputs(source, storage_options)
+    get_run_logger().info("found %d unique inputs in %s", len(items), source)
+    return items
+
+
+@task(name="pending-inputs")
+def pending_task(items: list[InputItem], store: RunStore, config_hash: str, resume: bool) -> list[InputItem]:
+    if not resume:
+        return items
+    left = set(store.pending([(i.id, i.uri) for i in items], config_hash)["id"].to_pylist())
+    get_run_logger().info("%d of %d inputs already done under config %s", len(items) - len(left), len(items), config_hash)
+    return [i for i in items if i.id in left]
+
+
+def shard_cache_key(_ctx: Any, params: dict[str, Any]) -> str:
+    """Same store + same config + same item ids = same shard (content hashes, not file names)."""
+    ids = ",".join(sorted(i.id for i in params["items"]))
+    blob = f"{params['store'].url}|{params['config'].config_hash}|{ids}"
+    return "shard-" + hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+@task(name="invert-shard", task_run_name="shard-{shard_id}", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient,
+      cache_key_fn=shard_cache_key, cache_expiration=timedelta(days=7), persist_result=True)
+def process_shard(shard_id: str, items: list[InputItem], store: RunStore, config: PipelineConfig,
+                  run_id: str, pool: ActorPool, progress: Progress) -> ShardSummary:
+    """Feed one shard to the pool and write ONE index part with a row per item."""
+    t0 = time.perf_counter()
+    rows = pool.run(items, store, on_row=lambda _r: progress.add())
+    with store.index_writer(run_id, shard_id) as index:
+        for r in rows:
+            index.add(r)
+        part = index.flush()
+    done = sum(r.status.value == "done" for r in rows)
+    get_run_logger().info("shard %s: %d done, %d failed -> %s", shard_id, done, len(rows) - done, part)
+    return ShardSummary(shard_id, len(rows), done, len(rows) - done, part, time.perf_counter() - t0)

@@ -1,0 +1,88 @@
+"""Flow tests: one temporary Prefect API for the session, a fresh 2-CPU local Ray per test, a tiny
+random generator saved as a checkpoint, and a folder of its renders (with camera labels) plus bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sym3dinv")
+
+TINY = {  # EG3D topology with tiny widths (same as tests/invert): 128 px output, seconds per step on CPU
+    "z_dim": 16, "w_dim": 32, "c_dim": 25, "img_resolution": 128, "img_channels": 3,
+    "mapping_kwargs": {"num_layers": 2}, "channel_base": 256, "channel_max": 16,
+    "fused_modconv_default": "inference_only", "num_fp16_res": 0, "sr_num_fp16_res": 0, "conv_clamp": None,
+    "sr_kwargs": {}, "triplane_resolution": 16, "triplane_channels": 32, "neural_rendering_resolution": 16,
+    "sr_channels": [8, 8],
+    "rendering_kwargs": {"superresolution_module": "training.superresolution.SuperresolutionHybrid2X",
+                         "depth_resolution": 8, "depth_resolution_importance": 8},
+}
+FAST = {"stage1.steps": 2, "stage1.w_avg_samples": 64}
+GOOD = 3
+BAD = {"broken.png": "decode_error", "empty.jpg": "decode_error", "tiny.png": "too_small"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_api() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture()
+def ray_local() -> Iterator[None]:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
+    import torch
+
+    from sym3dinv.generator import TriPlaneGenerator, save_generator
+
+    torch.manual_seed(0)
+    G = TriPlaneGenerator(**TINY).eval().requires_grad_(False)
+    return save_generator(G, tmp_path_factory.mktemp("gen") / "tiny.safetensors")
+
+
+def make_folder(root: Path, n_good: int = GOOD, seed: int = 1) -> Path:
+    """``n_good`` renders of another tiny generator with an EG3D dataset.json, plus the BAD files."""
+    import torch
+    from PIL import Image
+
+    from sym3dinv.cameras import camera_label
+    from sym3dinv.generator import TriPlaneGenerator
+
+    root.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    G = TriPlaneGenerator(**TINY).eval().requires_grad_(False)
+    labels = []
+    for i in range(n_good):
+        c = camera_label(0.4 * (i - 1), 0.05).reshape(1, 25).float()
+        with torch.no_grad():
+            img = G(torch.randn(1, 16), c)["image"][0]
+        a = ((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        Image.fromarray(np.ascontiguousarray(a)).save(root / f"head{i}.png")
+        labels.append([f"head{i}.png", c[0].tolist()])
+    (root / "dataset.json").write_text(json.dumps({"labels": labels}))
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    (root / "empty.jpg").write_bytes(b"")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "tiny.png")
+    return root
+
+
+@pytest.fixture()
+def image_folder(tmp_path: Path) -> Path:
+    return make_folder(tmp_path / "in")

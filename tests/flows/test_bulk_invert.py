@@ -1,0 +1,116 @@
+"""End to end: the real flow on a real temporary Prefect API and a real 2-CPU local Ray."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flows.bulk_invert import bulk_invert
+from sym3dinv.store import RunStore
+
+from .conftest import BAD, FAST, GOOD
+
+
+def run(folder: Path | str, out: str, ckpt: str, **kw: object):
+    return bulk_invert(input=str(folder), out=out, generator=ckpt, mode="w+", preset="smoke", overrides=FAST,
+                       views=[(0.0, 0.0), (0.3, 0.0)], shard_size=3, num_actors=2, losses="fast", **kw)
+
+
+def test_folder_runs_to_completion_and_resumes(image_folder: Path, tmp_path: Path, tiny_checkpoint: str,
+                                               ray_local: None) -> None:
+    out = str(tmp_path / "store")
+    s = run(image_folder, out, tiny_checkpoint)
+    assert (s.inputs, s.skipped, s.processed) == (GOOD + len(BAD), 0, GOOD + len(BAD))
+    latest = RunStore(out).latest().to_pylist()
+    by_src = {Path(r["source_uri"]).name: r for r in latest}
+    assert set(by_src) == {f"head{i}.png" for i in range(GOOD)} | set(BAD)
+    for name, code in BAD.items():
+        assert by_src[name]["status"] == "failed" and by_src[name]["error_class"] == code, by_src[name]
+    for i in range(GOOD):
+        r = by_src[f"head{i}.png"]
+        assert r["status"] == "done" and r["config_hash"] == s.config_hash
+        outputs = dict(r["outputs"])
+        assert {"latents", "render/input", "render/yaw+0.00_pitch+0.00", "render/yaw+0.30_pitch+0.00"} <= set(outputs)
+        assert (Path(out) / outputs["render/yaw+0.30_pitch+0.00"]).stat().st_size > 100
+        assert 0 < dict(r["metrics"])["psnr"] < 60
+    assert s.counts == {"done": GOOD, "failed:decode_error": 2, "failed:too_small": 1}
+    parts = sorted(p.name for p in (Path(out) / "index").glob("*.parquet"))
+    assert len(parts) == 2  # one part per shard (6 items / shard_size 3)
+
+    s2 = run(image_folder, out, tiny_checkpoint)  # done items are skipped; failed ones are retried
+    assert s2.skipped == GOOD and s2.processed == len(BAD)
+    rows = RunStore(out).read_index().to_pylist()
+    assert sum(r["status"] == "done" for r in rows) == GOOD  # no new inversion work
+
+
+def test_bad_parameters_fail_before_any_work(image_folder: Path, tmp_path: Path, tiny_checkpoint: str) -> None:
+    from sym3dinv.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown preset"):
+        bulk_invert(input=str(image_folder), out=str(tmp_path / "s"), generator=tiny_checkpoint, preset="nope")
+    assert not (tmp_path / "s" / "index").exists() or not list((tmp_path / "s" / "index").glob("*.parquet"))
+
+
+def test_killed_actor_loses_no_item(image_folder: Path, tmp_path: Path, tiny_checkpoint: str,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The actor that takes head1.png writes its pid and hangs; we SIGKILL that process for real."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import ray
+
+    from tasks.actors import FAULT_HANG_ENV
+
+    marker = tmp_path / "hang.pid"
+    monkeypatch.setenv(FAULT_HANG_ENV, f"head1.png:{marker}")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        out = str(tmp_path / "store")
+        result: dict[str, object] = {}
+        th = threading.Thread(target=lambda: result.setdefault("s", run(image_folder, out, tiny_checkpoint)))
+        th.start()
+        deadline = time.monotonic() + 120
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pid = int(marker.read_text())
+        os.kill(pid, signal.SIGKILL)
+        th.join(timeout=240)
+        assert not th.is_alive()
+    finally:
+        ray.shutdown()
+    s = result["s"]
+    assert s.actor_restarts == 1  # type: ignore[attr-defined]
+    latest = {Path(r["source_uri"]).name: r for r in RunStore(out).latest().to_pylist()}
+    assert len(latest) == GOOD + len(BAD)  # every item has a row
+    assert latest["head1.png"]["status"] == "done" and latest["head1.png"]["attempt"] == 1
+    assert str(pid) not in latest["head1.png"]["worker"]
+
+
+def test_flow_against_moto_s3(image_folder: Path, tiny_checkpoint: str, ray_local: None,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import fsspec
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        opts = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": f"http://{host}:{port}"}}
+        fs = fsspec.filesystem("s3", **opts)
+        fs.mkdir("bucket")
+        fs.put(str(image_folder) + "/", "bucket/in/", recursive=True)
+        s = run("s3://bucket/in", "s3://bucket/run", tiny_checkpoint, storage_options=opts)
+        assert s.counts == {"done": GOOD, "failed:decode_error": 2, "failed:too_small": 1}
+        latest = RunStore("s3://bucket/run", opts).latest().to_pylist()
+        assert len(latest) == GOOD + len(BAD)
+        done = [r for r in latest if r["status"] == "done"]
+        assert all(r["source_uri"].startswith("s3://bucket/in/") for r in latest)
+        assert all(fs.exists("bucket/run/" + dict(r["outputs"])["latents"]) for r in done)
+        s2 = run("s3://bucket/in", "s3://bucket/run", tiny_checkpoint, storage_options=opts)
+        assert s2.skipped == GOOD
+    finally:
+        server.stop()

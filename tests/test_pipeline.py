@@ -1,0 +1,55 @@
+"""sym3dinv.pipeline without Prefect/Ray: inputs, config hashing, device choice, per-item failure rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sym3dinv.errors import ConfigError
+from sym3dinv.pipeline import PipelineConfig, list_inputs, resolve_device, shards
+
+
+def test_list_inputs_dedupes_by_content_and_reads_dataset_json(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"same-bytes")
+    (tmp_path / "b.png").write_bytes(b"same-bytes")  # same photo under another name = one item
+    (tmp_path / "c.jpg").write_bytes(b"other")
+    (tmp_path / "notes.txt").write_text("ignored")
+    label = [float(i) for i in range(25)]
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": [["c.jpg", label]]}))
+    items = list_inputs(str(tmp_path))
+    assert len(items) == 2
+    by_name = {Path(i.uri).name: i for i in items}
+    assert set(by_name) == {"a.png", "c.jpg"}
+    assert by_name["c.jpg"].camera == tuple(label) and by_name["a.png"].camera is None
+    assert by_name["a.png"].size == 10 and len(by_name["a.png"].id) == 32
+    assert [i.id for i in list_inputs(str(tmp_path / "*.jpg"))] == [by_name["c.jpg"].id]
+    with pytest.raises(ConfigError, match="does not exist"):
+        list_inputs(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no images"):
+        list_inputs(str(tmp_path / "empty"))
+
+
+def test_config_hash_tracks_what_changes_outputs() -> None:
+    base = PipelineConfig(preset="smoke")
+    assert base.config_hash == PipelineConfig(preset="smoke").config_hash
+    assert base.config_hash != PipelineConfig(preset="smoke", mode="w+").config_hash
+    assert base.config_hash != PipelineConfig(preset="smoke", generator="/x/eg3d.pkl").config_hash
+    assert base.config_hash != PipelineConfig(preset="smoke", overrides=(("stage1.steps", 3),)).config_hash
+    assert PipelineConfig(preset="smoke", overrides=(("stage1.steps", 3),)).inversion.stage1.steps == 3
+    assert PipelineConfig(preset="cpu-demo").inversion.stage1.steps == PipelineConfig(preset="smoke").inversion.stage1.steps
+    with pytest.raises(ConfigError):
+        PipelineConfig(preset="nope")
+    with pytest.raises(ConfigError):
+        PipelineConfig(overrides=(("stage1.no_such_field", 1),))
+
+
+def test_resolve_device_and_shards() -> None:
+    assert resolve_device(1, cuda_available=True) == "cuda"
+    assert resolve_device(1, cuda_available=False) == "cpu"
+    assert resolve_device(0, cuda_available=True) == "cpu"
+    assert [len(s) for s in shards(list(range(7)), 3)] == [3, 3, 1]  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        shards([], 0)
