@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-PIPELINE_PRESETS: dict[str, str] = {"cpu-demo": "smoke", **{k: k for k in PRESETS}}
+PIPELINE_PRESETS: dict[str, str] = {"cpu-demo": "cpu", **{k: k for k in PRESETS}}
 """Pipeline preset -> inversion preset. ``cpu-demo`` is the reduced CPU preset of the two-command demo."""
 
 
