@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> dict:
     G = load_generator(args.generator)
     res = G.img_resolution
     rows = []
-    for k in range(args.identities):
+    for k in range(args.first, args.first + args.identities):
         e = eval_identity(k, args.inputs)
         params = sample_head_params(e.seed, strong=True if e.strong else None)
         head = Head(params)
@@ -162,6 +162,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--generator", default="synthheads")
     ap.add_argument("--identities", type=int, default=4)
+    ap.add_argument("--first", type=int, default=0, help="first eval identity k (k %% 10 < 4 are strongly asymmetric)")
     ap.add_argument("--inputs", type=int, default=2)
     ap.add_argument("--modes", default="w+,pti,spi")
     ap.add_argument("--preset", default="cpu")
