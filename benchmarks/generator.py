@@ -13,7 +13,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -21,21 +20,12 @@ import time
 from pathlib import Path
 
 import torch
+from _machine import cpu_name  # benchmarks/ is on sys.path when a script runs
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("SYM3DINV_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures")) / "eg3d"
 log = logging.getLogger("benchmarks.generator")
 EG3D_REF = {"forward_s": 4.07, "forward_backward_s": 9.39}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _time(fn, repeats: int) -> dict:
@@ -111,7 +101,7 @@ def main() -> int:
     results = [bench(n, configs[n], args.repeats, (args.variants if n == "full" else args.tiny_variants).split(","))
                for n in args.configs.split(",")]
     report = {
-        "benchmark": "generator", "device": "cpu", "cpu": _cpu_name(), "threads": args.threads,
+        "benchmark": "generator", "device": "cpu", "cpu": cpu_name(), "threads": args.threads,
         "torch": torch.__version__, "python": sys.version.split()[0], "load_avg_1_5_15_before": [round(x, 2) for x in load_before],
         "load_avg_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
         "batch": 1, "neural_rendering_resolution": 128, "output_resolution": 512,

@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+from _machine import cpu_name  # benchmarks/ is on sys.path when a script runs
 
 
 def _time(fn, repeats: int) -> dict:
@@ -85,7 +74,7 @@ def main() -> int:
     out = {
         "benchmark": f"lpips-{args.net} forward+backward w.r.t. the render",
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "threads": args.threads,
         "torch": torch.__version__,
         "python": sys.version.split()[0],

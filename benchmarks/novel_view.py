@@ -15,7 +15,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import time
 from dataclasses import replace
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _machine import cpu_name  # benchmarks/ is on sys.path when a script runs
 
 from sym3dinv import cameras
 from sym3dinv.config.presets import preset
@@ -175,8 +175,7 @@ def main() -> int:
     out = run(args)
     modes = args.modes.split(",")
     summary = summarise(out["rows"], modes)
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
+    cpu = cpu_name()
     meta = {"cpu": cpu, "threads": args.threads, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
             "generator": args.generator, "preset": args.preset, "identities": args.identities, "inputs": args.inputs,
             "command": "python benchmarks/novel_view.py " + " ".join(

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import pyarrow as pa
+from _machine import cpu_name  # benchmarks/ is on sys.path when a script runs
 
 from sym3dinv.store import INDEX_SCHEMA, RunStore
 from sym3dinv.store.index import INDEX_DIR, part_name, table_to_parquet_bytes
@@ -74,14 +75,6 @@ def synthetic_part(rng: np.random.Generator, start: int, n: int, attempt: int = 
         "finished_at": ts,
     }
     return pa.table(cols, schema=INDEX_SCHEMA)
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -142,7 +135,7 @@ def main() -> None:
     res["summary_after_compact_s"] = time.perf_counter() - t0
     res["machine"] = {
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_name(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "pyarrow": pa.__version__,
