@@ -193,15 +193,13 @@ def _moment_prior(w_codes: Tensor, w_rand: Tensor) -> Tensor:
     return (w_codes.mean(0) - w_rand.mean(0)).pow(2).mean() + (w_codes.std(0) - w_rand.std(0)).pow(2).mean()
 
 
-def _resume_key(cfg: TrainConfig) -> str:
-    """What must match to resume: everything but the step budget (a run may be extended)."""
-    d = dataclasses.asdict(cfg)
-    d.pop("steps")
-    return json.dumps(d, sort_keys=True)
+def _config_json(cfg: TrainConfig) -> str:
+    return json.dumps(dataclasses.asdict(cfg), sort_keys=True)
 
 
-def _without_steps(key: str) -> dict:
-    d = json.loads(key)
+def _without_steps(config_json: str) -> dict:
+    """What must match to resume: the stored TrainConfig minus the step budget (a run may be extended)."""
+    d = json.loads(config_json)
     d.pop("steps", None)
     return d
 
@@ -228,7 +226,7 @@ def train(cfg: TrainConfig, cache: TrainingCache, out: Path,
     ckpts = _checkpoint_paths(out)
     if ckpts:
         state = torch.load(ckpts[-1], weights_only=True)
-        if _without_steps(state["config"]) != _without_steps(_resume_key(cfg)):
+        if _without_steps(state["config"]) != _without_steps(_config_json(cfg)):
             raise ValueError(f"{ckpts[-1]} was written with another TrainConfig; use a fresh output directory")
         G.load_state_dict(state["G"])
         codes.data.copy_(state["codes"])
@@ -273,7 +271,7 @@ def train(cfg: TrainConfig, cache: TrainingCache, out: Path,
             tmp = out / f".ckpt-{step + 1}.tmp"
             torch.save({"G": G.state_dict(), "codes": codes.detach(), "opt": opt.state_dict(),
                         "rng": g.get_state(), "step": step + 1,
-                        "config": _resume_key(cfg)}, tmp)
+                        "config": _config_json(cfg)}, tmp)
             tmp.replace(out / f"ckpt-{step + 1}.pt")
             for old in _checkpoint_paths(out)[:-2]:
                 old.unlink()
