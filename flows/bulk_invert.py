@@ -3,18 +3,21 @@ publish artifacts. Reads as a short script; the work lives in ``sym3dinv.pipelin
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger
+from prefect import Flow, flow, get_run_logger
 from prefect.artifacts import create_progress_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.types import SecretDict
 
 from sym3dinv.config.align import AlignConfig
 from sym3dinv.pipeline import PipelineConfig, RenderSpec, shards
 from sym3dinv.store import RunStore
+from sym3dinv.store.store import mask_secrets
 from tasks.actors import ActorPool, PoolSpec, ensure_ray
 from tasks.artifacts import publish_artifacts
 from tasks.shards import Progress, list_inputs_task, pending_task, process_shard
@@ -50,7 +53,7 @@ def bulk_invert(
     gpus_per_actor: float = 0.0,
     resume: bool = True,
     max_attempts: int = 3,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: SecretDict | dict[str, Any] | None = None,
     ray_address: str | None = None,
     losses: Literal["lpips", "fast"] = "lpips",
 ) -> RunSummary:
@@ -58,10 +61,13 @@ def bulk_invert(
 
     ``gpus_per_actor`` > 0 asks Ray for GPUs (CPU fallback when CUDA is missing on the worker);
     ``ray_address`` (or ``RAY_ADDRESS``) joins a cluster, otherwise a local Ray is started.
+    ``storage_options`` is a :class:`prefect.types.SecretDict`: Prefect stores flow parameters in its
+    database and shows them in the UI, so the whole dict is masked there (keys may hold credentials).
+    Prefer credentials from the environment (AWS_* variables, profiles, instance roles).
     """
     log = get_run_logger()
     t0 = time.perf_counter()
-    opts = dict(storage_options or {})
+    opts = _unmask(storage_options)
     config = PipelineConfig(generator=generator, preset=preset, mode=mode, losses=losses,
                             overrides=tuple(sorted((overrides or {}).items())), align=AlignConfig(),
                             render=RenderSpec(views=tuple(tuple(map(float, v)) for v in (views or DEFAULT_VIEWS))))
@@ -70,6 +76,10 @@ def bulk_invert(
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     items = list_inputs_task(input, opts)
     todo = pending_task(items, store, config.config_hash, resume)
+    # each run walks the items in its own order, so two runs started on one store at once do not move in
+    # lockstep over the same items: together with adoption of committed attempts (PoolSpec.adopt_committed)
+    # this bounds duplicated work to the items both have in flight at the same moment
+    random.Random(run_id).shuffle(todo)
     log.info("run %s: %d inputs, %d to do, config %s", run_id, len(items), len(todo), config.config_hash)
     progress = Progress(total=len(todo))
     progress.artifact_id = create_progress_artifact(0.0 if todo else 100.0, key="bulk-invert-progress",
@@ -77,9 +87,11 @@ def bulk_invert(
     restarts = 0
     if todo:
         started = ensure_ray(ray_address)
-        pool = ActorPool(config, PoolSpec(num_actors=num_actors, num_gpus=gpus_per_actor, max_attempts=max_attempts), opts)
+        pool = ActorPool(config, PoolSpec(num_actors=num_actors, num_gpus=gpus_per_actor, max_attempts=max_attempts,
+                                          adopt_committed=resume), opts)
         try:
-            futures = [process_shard.submit(f"{i:05d}", shard, store, config, run_id, pool, progress)
+            shard_task = process_shard if resume else process_shard.with_options(refresh_cache=True)
+            futures = [shard_task.submit(f"{i:05d}", shard, store, config, run_id, pool, progress)
                        for i, shard in enumerate(shards(todo, shard_size))]
             summaries = [f.result() for f in futures]
             restarts = pool.restarts
@@ -95,6 +107,37 @@ def bulk_invert(
     log.info("run %s finished in %.1f s: %s", run_id, seconds, counts)
     return RunSummary(run_id, store.url, config.config_hash, len(items), len(items) - len(todo), len(todo),
                       counts, seconds, restarts)
+
+
+class MaskedParametersFlow(Flow):
+    """A flow whose recorded parameters never hold credentials.
+
+    Prefect stores every flow run's parameters in its database and shows them in the UI; a plain dict
+    passed as ``storage_options`` (e.g. ``{"key": ..., "secret": ...}``) would land there verbatim. The
+    function still receives the real values; only the recorded copy is masked (tested in
+    ``tests/reliability/test_credentials.py``)."""
+
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        out = super().serialize_parameters(parameters)
+        if isinstance(out.get("storage_options"), dict):
+            out["storage_options"] = mask_secrets(out["storage_options"])
+        return out
+
+    def with_options(self, *args: Any, **kwargs: Any) -> MaskedParametersFlow:
+        new = super().with_options(*args, **kwargs)
+        new.__class__ = MaskedParametersFlow  # Flow.with_options builds a plain Flow
+        return new  # type: ignore[return-value]
+
+
+bulk_invert.__class__ = MaskedParametersFlow
+
+
+def _unmask(options: SecretDict | dict[str, Any] | None) -> dict[str, Any]:
+    if options is None:
+        return {}
+    if isinstance(options, SecretDict):
+        return dict(options.get_secret_value())
+    return dict(options)
 
 
 if __name__ == "__main__":

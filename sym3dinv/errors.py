@@ -49,6 +49,13 @@ class SchemaVersionError(StoreError):
     code = "schema_version"
 
 
+class StoreWriteError(StoreError):
+    """Writing to the run store failed for good (disk full, permission denied, endpoint down after
+    retries). Not an item problem: it stops the shard instead of becoming a row for every item."""
+
+    code = "store_write_failed"
+
+
 # --- per-item errors: one index row each, the job goes on ------------------------------------------
 class ItemError(Sym3dInvError):
     """Something wrong with one input; recorded against the item, never fatal to the job."""
@@ -112,6 +119,16 @@ def error_code(exc: BaseException) -> str:
     """Stable class of any exception for the index (unexpected ones become ``internal_error``)."""
     if isinstance(exc, Sym3dInvError):
         return exc.code
-    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+    if isinstance(exc, MemoryError) or is_oom_message(str(exc)):
         return OutOfMemoryItemError.code
     return "internal_error"
+
+
+OOM_PHRASES = ("out of memory", "can't allocate memory", "cannot allocate memory")
+"""How allocators word it: CUDA/MPS ("out of memory"), torch's CPU allocator ("DefaultCPUAllocator: can't
+allocate memory"), glibc/ENOMEM ("Cannot allocate memory")."""
+
+
+def is_oom_message(message: str) -> bool:
+    low = message.lower()
+    return any(p in low for p in OOM_PHRASES)

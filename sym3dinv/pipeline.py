@@ -26,8 +26,8 @@ from sym3dinv.config import replace_path
 from sym3dinv.config.align import AlignConfig
 from sym3dinv.config.invert import InversionConfig
 from sym3dinv.config.presets import PRESETS, preset
-from sym3dinv.errors import ConfigError, ItemError, OutOfMemoryItemError
-from sym3dinv.store.ids import item_id_from_bytes
+from sym3dinv.errors import ConfigError, ItemError, OutOfMemoryItemError, StoreError, is_oom_message
+from sym3dinv.store.ids import item_id_from_bytes, item_id_from_stream
 from sym3dinv.store.schema import IndexRow, Status, failure_row, utcnow
 
 if TYPE_CHECKING:
@@ -160,13 +160,26 @@ def list_inputs(source: str, storage_options: Mapping[str, Any] | None = None) -
     if not paths:
         raise ConfigError(f"input {source!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     items: dict[str, InputItem] = {}
+    unreadable = 0
     for p in paths:
-        data = fs.cat_file(p)
         uri = p if proto in ("file", "local") else f"{proto}://{p}"
-        iid = item_id_from_bytes(data)
-        items.setdefault(iid, InputItem(id=iid, uri=uri, size=len(data), camera=cameras.get(p)))
-    log.info("listed %d inputs (%d unique) from %s", len(paths), len(items), source)
+        try:
+            with fs.open(p, "rb") as f:  # streamed in 1 MiB chunks: a huge file never sits in memory
+                iid, size = item_id_from_stream(f)
+        except (OSError, ValueError) as exc:
+            # one unreadable file (permissions, broken symlink, vanished) must not stop the listing of
+            # a whole bucket: it gets an id from its URI and becomes an ``unreadable`` row later
+            log.warning("cannot read input %s while listing: %s: %s", uri, type(exc).__name__, exc)
+            iid, size, unreadable = unreadable_id(uri), 0, unreadable + 1
+        items.setdefault(iid, InputItem(id=iid, uri=uri, size=size, camera=cameras.get(p)))
+    log.info("listed %d inputs (%d unique, %d unreadable) from %s", len(paths), len(items), unreadable, source)
     return list(items.values())
+
+
+def unreadable_id(uri: str) -> str:
+    """Id of an input whose bytes cannot be read: a hash of its URI in a separate namespace, so the
+    file still gets a row (``unreadable``) and a later readable copy gets its normal content id."""
+    return item_id_from_bytes(b"sym3dinv-unreadable-input\0" + uri.encode("utf-8", "surrogateescape"))
 
 
 def shards(items: Sequence[InputItem], shard_size: int) -> list[list[InputItem]]:
@@ -205,7 +218,7 @@ class ItemProcessor:
 
     def __init__(self, config: PipelineConfig, device: str = "cpu", *,
                  storage_options: Mapping[str, Any] | None = None, losses: Any = None,
-                 generator: Any = None) -> None:
+                 generator: Any = None, adopt: bool = True) -> None:
         import torch
 
         from sym3dinv.generator import load_generator
@@ -220,6 +233,9 @@ class ItemProcessor:
         self._aligner: Callable[..., Any] | None = None
         self._hash = config.config_hash
         self._version = code_version()
+        self.adopt = adopt
+        """Reuse an attempt of this item already committed under this config hash (a run killed after the
+        commit but before its index part, or a concurrent run) instead of inverting it again."""
 
     # --- stages ------------------------------------------------------------------------------------
     def _decode(self, item: InputItem) -> np.ndarray:
@@ -232,13 +248,26 @@ class ItemProcessor:
             data = read_bytes(item.uri)
         return decode_bytes(data, self.config.align.max_pixels, self.config.align.min_side)
 
-    def _align(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[float, ...], np.ndarray | None]:
+    def _align(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[float, ...], np.ndarray | None, Any]:
+        """Crop, camera, face mask, and the eye/mouth boxes that stage 2's mirror branch checks for asymmetry."""
+        from sym3dinv.invert.pseudo import FaceRegions
+
         if self._aligner is None:
             from sym3dinv.align import FaceAligner  # late: MediaPipe loads only for photos without cameras
 
             self._aligner = FaceAligner(self.config.align).align
         face = self._aligner(rgb)
-        return np.asarray(face.image), tuple(float(v) for v in np.asarray(face.label).reshape(-1)), face.face_mask
+        size = float(np.asarray(face.image).shape[1])
+        boxes = tuple(tuple(float(v) / size for v in b) for b in (face.left_eye_box, face.right_eye_box, face.mouth_box))
+        return (np.asarray(face.image), tuple(float(v) for v in np.asarray(face.label).reshape(-1)), face.face_mask,
+                FaceRegions(boxes=boxes))  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Release the face landmarker (MediaPipe's graph complains when it is left to interpreter exit)."""
+        aligner = getattr(self._aligner, "__self__", None)
+        if aligner is not None:
+            aligner.close()
+        self._aligner = None
 
     def _to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
         import torch
@@ -252,21 +281,33 @@ class ItemProcessor:
 
     def process(self, item: InputItem, store: RunStore, attempt: int = 0, worker: str | None = None,
                 progress: Progress | None = None) -> IndexRow:
-        """Run one item end to end and write its files; never raises for per-item problems."""
+        """Run one item end to end and write its files; never raises for per-item problems.
+
+        Store write failures (:class:`StoreError`: disk full, permission denied, endpoint down after
+        retries) do raise: they are not the item's fault, and recording them as rows would burn through
+        every remaining item. The item stays pending (no done row) and the shard fails clearly.
+        """
         started = utcnow()
         t: dict[str, float] = {}
         t0 = time.perf_counter()
+        if self.adopt:
+            adopted = self.adopt_committed(item, store, worker)
+            if adopted is not None:
+                return adopted
         try:
             rgb = self._decode(item)
             t["decode"] = time.perf_counter() - t0
-            if item.camera is not None:
-                image, camera, mask = rgb, item.camera, None
+            if item.camera is not None:  # known camera (dataset.json): the image is already an aligned crop
+                image, camera, mask, regions = rgb, item.camera, None, None
             else:
-                image, camera, mask = self._align(rgb)
+                image, camera, mask, regions = self._align(rgb)
                 t["align"] = time.perf_counter() - t0 - t["decode"]
-            return self._invert_and_write(item, store, attempt, worker, image, camera, mask, t, started, progress)
+            return self._invert_and_write(item, store, attempt, worker, image, camera, mask, t, started, progress,
+                                          regions)
+        except StoreError:
+            raise
         except Exception as exc:  # noqa: BLE001 - every per-item failure must become a row
-            if not isinstance(exc, ItemError) and "out of memory" in str(exc).lower():
+            if not isinstance(exc, ItemError) and (isinstance(exc, MemoryError) or is_oom_message(str(exc))):
                 exc = OutOfMemoryItemError(str(exc))
             if isinstance(exc, ConfigError) and not isinstance(exc, ItemError):
                 log.error("item %s hit a configuration error: %s", item.id, exc)
@@ -278,7 +319,8 @@ class ItemProcessor:
 
     def _invert_and_write(self, item: InputItem, store: RunStore, attempt: int, worker: str | None,
                           image: np.ndarray, camera: tuple[float, ...], mask: np.ndarray | None,
-                          t: dict[str, float], started: dt.datetime, progress: Progress | None) -> IndexRow:
+                          t: dict[str, float], started: dt.datetime, progress: Progress | None,
+                          regions: Any = None) -> IndexRow:
         import torch
 
         from sym3dinv.cameras import camera_label, yaw_pitch_roll
@@ -287,14 +329,24 @@ class ItemProcessor:
         x = self._to_tensor(image)
         cam = torch.tensor(camera, dtype=torch.float32, device=self.device)
         m = None if mask is None else torch.as_tensor(np.asarray(mask), dtype=torch.float32)
-        res = invert(self.G, x, cam, mask=m, config=self.config.inversion, progress=progress, losses=self.losses)
+        res = invert(self.G, x, cam, mask=m, regions=regions, config=self.config.inversion, progress=progress,
+                     losses=self.losses)
         t.update({f"invert_{k}": float(v) for k, v in res.timings.items()})
         t1 = time.perf_counter()
         cams = torch.stack([camera_label(y, p) for y, p in self.config.render.views]).reshape(-1, 25).float()
         views = render_views(self.G, res.ws, cams.to(self.device), delta=res.delta or None)
         t["render"] = time.perf_counter() - t1
         metrics = {k: float(v) for k, v in vars(res.metrics).items() if v is not None}
-        with store.item_writer(item.id, attempt) as w:
+        try:
+            yaw, pitch, _ = (float(v) for v in yaw_pitch_roll(cam.reshape(1, 25).cpu())[0])
+        except Exception:  # noqa: BLE001 - angles are a convenience column
+            yaw = pitch = None  # type: ignore[assignment]
+        t["total"] = sum(v for k, v in t.items() if k in ("decode", "align", "render")) + float(res.timings.get("total", 0))
+        row_meta = {"config_hash": self._hash, "source_uri": item.uri, "bytes": item.size,
+                    "camera_label": [float(v) for v in camera], "yaw": yaw, "pitch": pitch, "metrics": metrics,
+                    "stage_seconds": dict(t), "worker": worker, "code_version": self._version,
+                    "started_at": started.isoformat()}
+        with store.item_writer(item.id, attempt, meta={"config_hash": self._hash, "row": row_meta}) as w:
             w.write_latents({"ws": res.ws[0].float().cpu().numpy()}, metadata={"config_hash": self._hash})
             if res.delta:
                 w.write_delta({k.replace("/", "_"): v.float().cpu().numpy() for k, v in res.delta.items()})
@@ -307,15 +359,41 @@ class ItemProcessor:
                              "timings": dict(t), "config": self.config.to_json()})
         committed = w.committed
         assert committed is not None  # the writer commits on normal exit
-        t["total"] = sum(v for k, v in t.items() if k in ("decode", "align", "render")) + float(res.timings.get("total", 0))
-        try:
-            yaw, pitch, _ = (float(v) for v in yaw_pitch_roll(cam.reshape(1, 25).cpu())[0])
-        except Exception:  # noqa: BLE001 - angles are a convenience column
-            yaw = pitch = None  # type: ignore[assignment]
         return IndexRow(id=item.id, status=Status.DONE, config_hash=self._hash, attempt=committed.attempt,
                         source_uri=item.uri, bytes=item.size, camera_label=tuple(camera), yaw=yaw, pitch=pitch,
                         metrics=metrics, stage_seconds=dict(t), worker=worker, code_version=self._version,
                         item_dir=committed.item_dir, outputs=dict(committed.outputs), started_at=started)
+
+
+    def adopt_committed(self, item: InputItem, store: RunStore, worker: str | None) -> IndexRow | None:
+        """The done row of an attempt of ``item`` already committed under this config hash, or None.
+
+        One listing of ``items/<id>/`` per item. The row is rebuilt from the manifest (files) and the
+        row fields the writer stored in it, so the adopted row equals the one the writer would have
+        indexed; ``stage_seconds['adopted']`` marks it.
+        """
+        for item_dir, manifest in reversed(store.committed_attempts(item.id)):
+            meta = manifest.get("meta") or {}
+            row = meta.get("row")
+            if meta.get("config_hash") != self._hash or not isinstance(row, dict):
+                continue
+            try:
+                started = dt.datetime.fromisoformat(row["started_at"]) if row.get("started_at") else None
+                label = row.get("camera_label")
+                out = IndexRow(
+                    id=item.id, status=Status.DONE, config_hash=self._hash, attempt=int(manifest["attempt"]),
+                    source_uri=item.uri, bytes=item.size, camera_label=tuple(label) if label else None,
+                    yaw=row.get("yaw"), pitch=row.get("pitch"), metrics=dict(row.get("metrics") or {}),
+                    stage_seconds={**(row.get("stage_seconds") or {}), "adopted": 1.0},
+                    worker=row.get("worker") or worker, code_version=row.get("code_version"), item_dir=item_dir,
+                    outputs={k: v["path"] for k, v in manifest["files"].items()}, started_at=started)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("item %s: committed attempt %s has an unusable manifest (%s); redoing", item.id,
+                            item_dir, exc)
+                continue
+            log.info("item %s: adopting committed attempt %s (no new work)", item.id, item_dir)
+            return out
+        return None
 
 
 def _l1_pyramid(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -37,14 +37,15 @@ _LOST = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedErro
 class InversionActor:
     """One worker: loads the generator (and losses) once, then processes many items."""
 
-    def __init__(self, config: PipelineConfig, num_gpus: float, storage_options: Mapping[str, Any]) -> None:
+    def __init__(self, config: PipelineConfig, num_gpus: float, storage_options: Mapping[str, Any],
+                 adopt: bool = True) -> None:
         import torch
 
         if num_gpus <= 0:
             torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
         self.device = resolve_device(num_gpus)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{self.device}"
-        self.proc = ItemProcessor(config, self.device, storage_options=storage_options)
+        self.proc = ItemProcessor(config, self.device, storage_options=storage_options, adopt=adopt)
         log.info("actor %s ready (generator %s)", self.worker, config.generator)
 
     def info(self) -> dict[str, Any]:
@@ -75,6 +76,8 @@ class PoolSpec:
     num_cpus: float = 1.0
     in_flight_per_actor: int = 2
     max_attempts: int = 3
+    adopt_committed: bool = True
+    """Reuse attempts already committed under the same config (see ``ItemProcessor.adopt_committed``)."""
 
 
 class ActorPool:
@@ -92,7 +95,7 @@ class ActorPool:
         self.restarts = 0
 
     def _new(self) -> Any:
-        return self._cls.remote(self.config, self.spec.num_gpus, self.options)
+        return self._cls.remote(self.config, self.spec.num_gpus, self.options, self.spec.adopt_committed)
 
     def _pick(self) -> tuple[int, Any]:
         with self._lock:
@@ -136,6 +139,9 @@ class ActorPool:
                         f"the worker died {attempt + 1} times while processing this item ({type(exc).__name__})"),
                         config_hash=self.config.config_hash, attempt=attempt, source_uri=item.uri,
                         size=item.size, code_version=code_version())
+                except BaseException:  # a store failure: keep the load counts right, then fail the shard
+                    self._done(idx, actor, lost=False)
+                    raise
                 else:
                     self._done(idx, actor, lost=False)
                 rows.append(row)

@@ -73,10 +73,16 @@ def pending_task(items: list[InputItem], store: RunStore, config_hash: str, resu
     return [i for i in items if i.id in left]
 
 
-def shard_cache_key(_ctx: Any, params: dict[str, Any]) -> str:
-    """Same store + same config + same item ids = same shard (content hashes, not file names)."""
+def shard_cache_key(ctx: Any, params: dict[str, Any]) -> str:
+    """Same store + same config + same item ids (content hashes, not file names) in the same flow run.
+
+    Scoped to the flow run on purpose: across runs the store index is the source of truth (a shard whose
+    items failed last night must be retried tonight, not served from cache); within a run the cache
+    skips finished shards when Prefect retries or re-runs the flow after a crash.
+    """
     ids = ",".join(sorted(i.id for i in params["items"]))
-    blob = f"{params['store'].url}|{params['config'].config_hash}|{ids}"
+    flow_run = getattr(getattr(ctx, "task_run", None), "flow_run_id", None)
+    blob = f"{params['store'].url}|{params['config'].config_hash}|{ids}|{flow_run}"
     return "shard-" + hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 

@@ -33,3 +33,13 @@ def lpips_fixtures() -> Path:
     if not p.is_dir():
         pytest.fail(f"shared LPIPS fixtures not found at {p} (set SYM3DINV_SHARED_FIXTURES)")
     return p
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``slow`` tests (minutes each) run only when asked for with ``-m slow`` (or any -m naming it)."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -32,3 +32,14 @@ def test_replace_path_parses_strings_and_rejects_unknown_keys() -> None:
         replace_path(cfg, "mode", "xyz")
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.mode = "pti"  # type: ignore[misc]
+
+
+def test_speed_switches_do_not_change_the_resume_hash() -> None:
+    """perf.* only changes how fast outputs come, so a store's finished items stay done when it is toggled;
+    the golden value guards against an accidental change that would make every store redo its work."""
+    from sym3dinv.pipeline import PipelineConfig
+
+    base = PipelineConfig(preset="cpu")
+    assert base.config_hash == "92ff4eb09954949a"  # same as before the perf switches existed
+    assert PipelineConfig(preset="cpu", overrides=(("perf.cache_target_features", False),)).config_hash == base.config_hash
+    assert PipelineConfig(preset="cpu", overrides=(("stage1.steps", 5),)).config_hash != base.config_hash

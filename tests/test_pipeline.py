@@ -53,3 +53,27 @@ def test_resolve_device_and_shards() -> None:
     assert [len(s) for s in shards(list(range(7)), 3)] == [3, 3, 1]  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         shards([], 0)
+
+
+def test_aligned_photos_pass_their_eye_and_mouth_boxes_to_stage2() -> None:
+    """A photo without a camera goes through the aligner; its landmark boxes (not the fixed defaults) reach
+    the inversion's mirror branch as normalised FaceRegions."""
+    import numpy as np
+    from PIL import Image
+    from tiny import make_tiny
+
+    from sym3dinv.invert.pseudo import DEFAULT_BOXES
+    from sym3dinv.pipeline import ItemProcessor
+
+    photo = Path(__file__).resolve().parents[1] / "sym3dinv" / "assets" / "demo" / "astronaut.jpg"
+    proc = ItemProcessor(PipelineConfig(preset="smoke", losses="fast"), generator=make_tiny())
+    try:
+        image, camera, mask, regions = proc._align(np.asarray(Image.open(photo).convert("RGB")))
+    finally:
+        proc.close()
+    assert image.shape[0] == image.shape[1] and len(camera) == 25 and mask is not None and mask.any()
+    (lx0, ly0, lx1, ly1), (rx0, ry0, rx1, ry1), (mx0, my0, mx1, my1) = regions.boxes
+    assert all(0.0 <= v <= 1.0 for b in regions.boxes for v in b)
+    assert max(ly1, ry1) < my1 and min(ly0, ry0) < my0  # eyes above the mouth
+    assert rx1 < lx1 and (rx0 + rx1) / 2 < 0.5 < (lx0 + lx1) / 2  # subject's right eye is on the image left
+    assert regions.boxes != DEFAULT_BOXES

@@ -85,9 +85,18 @@ def _describe_unknown(data: bytes) -> str:
     return f"{len(data)} bytes starting with {data[:8]!r}"
 
 
+MAX_CHECKPOINT_BYTES = 16 << 30
+"""Files above this are refused before reading (EG3D's FFHQ pickle is ~0.6 GB; a multi-GB file is a wrong
+path or a hostile file, and reading it whole would exhaust memory)."""
+
+
 def _read_bytes(source: str, storage_options: Mapping[str, Any] | None, what: str = "checkpoint") -> bytes:
     try:
         with fsspec.open(source, "rb", **dict(storage_options or {})) as f:
+            size = f.fs.size(f.path) if hasattr(f, "fs") else None
+            if size is not None and size > MAX_CHECKPOINT_BYTES:
+                raise CheckpointError(f"{what} {source} is {size / 2**30:.1f} GiB, above the limit of "
+                                      f"{MAX_CHECKPOINT_BYTES / 2**30:.0f} GiB; refusing to read it")
             return f.read()
     except FileNotFoundError as exc:
         raise CheckpointError(f"{what} not found: {source}") from exc

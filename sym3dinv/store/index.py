@@ -130,13 +130,15 @@ class IndexRead:
     parts: tuple[str, ...]
     corrupt: tuple[tuple[str, str], ...] = ()
     """(part path, reason) of unreadable parts, skipped in non-strict mode."""
+    unsupported: tuple[tuple[str, str], ...] = ()
+    """(part path, reason) of parts with an unknown schema version, skipped with ``skip_unknown_versions``."""
 
 
 def list_parts(store: RunStore) -> list[str]:
     """Absolute paths of all committed part files."""
     base = store.abspath(INDEX_DIR)
     try:
-        names = store.fs.ls(base, detail=False, refresh=True)
+        names = store.retrying(lambda: store.fs.ls(base, detail=False, refresh=True), f"list {INDEX_DIR}/")
     except FileNotFoundError:
         return []
     return sorted(p for p in names if posixpath.basename(p).startswith("part-") and p.endswith(".parquet"))
@@ -158,11 +160,15 @@ def _read_part(store: RunStore, path: str, columns: Sequence[str] | None) -> pa.
 
 
 def read_index(
-    store: RunStore, columns: Sequence[str] | None = None, *, strict: bool = False, retries: int = 3
+    store: RunStore, columns: Sequence[str] | None = None, *, strict: bool = False, retries: int = 3,
+    skip_unknown_versions: bool = False,
 ) -> IndexRead:
     """All rows of all parts (``columns`` projects for speed).
 
-    Unknown schema versions always raise :class:`SchemaVersionError`. A corrupt part raises in
+    Unknown schema versions raise :class:`SchemaVersionError` naming the part, unless
+    ``skip_unknown_versions`` (read-only reports: summary, failed, export), which logs them and lists them
+    in ``unsupported`` while the rest stays readable. Resume never skips them: treating a newer
+    writer's done rows as absent would redo that work. A corrupt part raises in
     ``strict`` mode, else it is logged, reported in ``corrupt`` and skipped. A part deleted while we
     read (a concurrent :func:`compact`) triggers a re-list: compaction writes the merged part first,
     so the re-list sees every row.
@@ -172,13 +178,16 @@ def read_index(
         parts = list_parts(store)
         tables: list[pa.Table] = []
         corrupt: list[tuple[str, str]] = []
+        unsupported: list[tuple[str, str]] = []
         vanished = False
 
         def one(path: str) -> pa.Table | BaseException:
             try:
-                return _read_part(store, path, columns)
-            except SchemaVersionError:
-                raise
+                return store.retrying(lambda: _read_part(store, path, columns), f"read {path}")
+            except SchemaVersionError as exc:
+                if not skip_unknown_versions:
+                    raise
+                return exc
             except FileNotFoundError as exc:
                 return exc
             except Exception as exc:  # noqa: BLE001 - any decode failure means a corrupt part
@@ -189,6 +198,9 @@ def read_index(
         for path, res in zip(parts, results, strict=True):
             if isinstance(res, FileNotFoundError):
                 vanished = True
+            elif isinstance(res, SchemaVersionError):
+                log.warning("%s (skipped)", res)
+                unsupported.append((path, str(res)))
             elif isinstance(res, StoreError):
                 if strict:
                     raise res
@@ -198,7 +210,7 @@ def read_index(
                 tables.append(res.cast(schema) if res.schema != schema else res)
         if not vanished:
             table = pa.concat_tables(tables) if tables else schema.empty_table()
-            return IndexRead(table, tuple(parts), tuple(corrupt))
+            return IndexRead(table, tuple(parts), tuple(corrupt), tuple(unsupported))
         log.info("an index part vanished while reading (concurrent compaction); re-listing")
     raise StoreError(f"index parts kept vanishing while reading {store.url}; is a compaction looping?")
 

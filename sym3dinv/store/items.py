@@ -52,6 +52,9 @@ class ItemWriter:
     store: RunStore
     item_id: str
     attempt: int
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    """JSON-able facts stored in the manifest (the pipeline puts its config hash and index-row fields
+    here, so a committed attempt can be adopted by a later or concurrent run without redoing it)."""
     item_dir: str = field(init=False, default="")
     _files: dict[str, tuple[str, int]] = field(init=False, default_factory=dict)
     _committed: CommittedItem | None = field(init=False, default=None)
@@ -146,6 +149,7 @@ class ItemWriter:
             "attempt": self.attempt,
             "committed_at": utcnow().isoformat(),
             "files": {k: {"path": p, "bytes": n} for k, (p, n) in sorted(self._files.items())},
+            "meta": dict(self.meta),
         }
         self.store.atomic_write(
             safe_relpath(self.item_dir, MANIFEST), json.dumps(manifest, sort_keys=True).encode()
@@ -172,6 +176,27 @@ class ItemWriter:
 def read_manifest(store: RunStore, item_dir: str) -> dict[str, Any] | None:
     """The manifest of a committed attempt, or None when missing/unreadable (= not committed)."""
     try:
-        return json.loads(store.fs.cat_file(store.abspath(safe_relpath(item_dir, MANIFEST))))
+        manifest = json.loads(store.cat(safe_relpath(item_dir, MANIFEST)))
     except (FileNotFoundError, ValueError, OSError):
         return None
+    return manifest if isinstance(manifest, dict) and isinstance(manifest.get("files"), dict) else None
+
+
+def committed_attempts(store: RunStore, item_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """(item_dir, manifest) of every committed attempt of ``item_id``, oldest commit first.
+
+    One listing plus one read per attempt folder; folders without a readable manifest are skipped.
+    """
+    base = safe_relpath("items", validate_item_id(item_id))
+    try:
+        names = store.retrying(lambda: store.fs.ls(store.abspath(base), detail=False, refresh=True),
+                               f"list {base}/")
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for name in names:
+        rel = safe_relpath(base, name.rstrip("/").rsplit("/", 1)[-1])
+        manifest = read_manifest(store, rel)
+        if manifest is not None:
+            found.append((rel, manifest))
+    return sorted(found, key=lambda x: str(x[1].get("committed_at", "")))

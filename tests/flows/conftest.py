@@ -10,31 +10,36 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import make_tiny
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sym3dinv")
 
-TINY = {  # EG3D topology with tiny widths (same as tests/invert): 128 px output, seconds per step on CPU
-    "z_dim": 16, "w_dim": 32, "c_dim": 25, "img_resolution": 128, "img_channels": 3,
-    "mapping_kwargs": {"num_layers": 2}, "channel_base": 256, "channel_max": 16,
-    "fused_modconv_default": "inference_only", "num_fp16_res": 0, "sr_num_fp16_res": 0, "conv_clamp": None,
-    "sr_kwargs": {}, "triplane_resolution": 16, "triplane_channels": 32, "neural_rendering_resolution": 16,
-    "sr_channels": [8, 8],
-    "rendering_kwargs": {"superresolution_module": "training.superresolution.SuperresolutionHybrid2X",
-                         "depth_resolution": 8, "depth_resolution_importance": 8},
-}
 FAST = {"stage1.steps": 2, "stage1.w_avg_samples": 64}
 GOOD = 3
 BAD = {"broken.png": "decode_error", "empty.jpg": "decode_error", "tiny.png": "too_small"}
 
 
+_HARNESS_ACTIVE = "SYM3DINV_TEST_PREFECT_HARNESS"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def prefect_api() -> Iterator[None]:
+    # other conftests re-export this fixture (tests/reliability); pytest then holds one instance per
+    # conftest, and a second harness would leave Prefect's process-wide events worker talking to the
+    # first server (task runs missing from the API). So the first instance starts it, the others share it.
+    if os.environ.get(_HARNESS_ACTIVE):
+        yield
+        return
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
-        yield
+        os.environ[_HARNESS_ACTIVE] = "1"
+        try:
+            yield
+        finally:
+            os.environ.pop(_HARNESS_ACTIVE, None)
 
 
 @pytest.fixture()
@@ -48,13 +53,9 @@ def ray_local() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
-    import torch
+    from sym3dinv.generator import save_generator
 
-    from sym3dinv.generator import TriPlaneGenerator, save_generator
-
-    torch.manual_seed(0)
-    G = TriPlaneGenerator(**TINY).eval().requires_grad_(False)
-    return save_generator(G, tmp_path_factory.mktemp("gen") / "tiny.safetensors")
+    return save_generator(make_tiny(0), tmp_path_factory.mktemp("gen") / "tiny.safetensors")
 
 
 def make_folder(root: Path, n_good: int = GOOD, seed: int = 1) -> Path:
@@ -63,11 +64,9 @@ def make_folder(root: Path, n_good: int = GOOD, seed: int = 1) -> Path:
     from PIL import Image
 
     from sym3dinv.cameras import camera_label
-    from sym3dinv.generator import TriPlaneGenerator
 
     root.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    G = TriPlaneGenerator(**TINY).eval().requires_grad_(False)
+    G = make_tiny(seed)
     labels = []
     for i in range(n_good):
         c = camera_label(0.4 * (i - 1), 0.05).reshape(1, 25).float()

@@ -5,29 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny import make_tiny as _make_tiny
 
 from sym3dinv.generator import TriPlaneGenerator
 from sym3dinv.invert.losses import LossFunctions, patch_contextual_loss
 
-TINY = {  # EG3D topology, tiny widths: 128 px output from 16 px neural renders, 8+8 depth samples
-    "z_dim": 16, "w_dim": 32, "c_dim": 25, "img_resolution": 128, "img_channels": 3,
-    "mapping_kwargs": {"num_layers": 2}, "channel_base": 256, "channel_max": 16,
-    "fused_modconv_default": "inference_only", "num_fp16_res": 0, "sr_num_fp16_res": 0, "conv_clamp": None,
-    "sr_kwargs": {}, "triplane_resolution": 16, "triplane_channels": 32, "neural_rendering_resolution": 16,
-    "sr_channels": [8, 8],
-    "rendering_kwargs": {"superresolution_module": "training.superresolution.SuperresolutionHybrid2X",
-                         "depth_resolution": 8, "depth_resolution_importance": 8},
-}
-
 
 def make_tiny(seed: int = 0) -> TriPlaneGenerator:
-    torch.manual_seed(seed)
-    G = TriPlaneGenerator(**TINY).eval().requires_grad_(False)
-    with torch.no_grad():  # non-zero noise strengths so the noise buffers matter
-        for name, p in G.named_parameters():
-            if name.endswith("noise_strength"):
-                p.fill_(0.1)
-    return G
+    return _make_tiny(seed, noise_strength=0.1)  # non-zero noise strengths so the noise buffers matter
 
 
 @pytest.fixture()
