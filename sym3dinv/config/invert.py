@@ -12,6 +12,40 @@ Mode = Literal["w+", "pti", "spi"]
 WAvgCamera = Literal["input", "frontal"]
 PseudoDepth = Literal["current", "pivot"]
 Sampling = Literal["stochastic", "deterministic"]
+Toggle = Literal["auto", "on", "off"]
+Autocast = Literal["auto", "off", "bf16", "fp16"]
+
+
+@dataclass(frozen=True)
+class PerformanceConfig:
+    """Speed switches that keep the method's function; each one can be turned off, so the throughput
+    benchmark measures before/after in one run. ``auto`` settings are resolved per device by
+    :func:`sym3dinv.perf.resolve` (CPU and CUDA want different things)."""
+
+    cache_target_features: bool = True
+    """LPIPS features of fixed targets (stage-1 input and its mirror, stage-2 input view) computed once per
+    item instead of every step. Same values (to float rounding) as recomputing them."""
+    share_planes: bool = True
+    """Renders of one latent at several cameras in one call (stage-1 mirror view, stage-2 pseudo-label views,
+    frozen depths) compute its tri-planes once and tile them, instead of running the backbone per camera.
+    Same values and gradients (the backbone's gradient is the sum over the tiled copies either way)."""
+    unfused_modconv: Toggle = "auto"
+    """Modulated convolutions as activation scaling around one shared conv instead of per-sample grouped
+    weights (same function, ~1e-6 rounding). ``auto``: on for CPU (faster, much faster in stage-1 backward
+    where the weights are frozen), off for CUDA (EG3D's fused default)."""
+    channels_last: Toggle = "auto"
+    """NHWC memory format for the images entering the super-resolution and LPIPS convs. ``auto``: on for
+    CUDA only (cuDNN's NHWC kernels; on CPU it was measured not to pay, see docs/performance.md)."""
+    autocast: Autocast = "auto"
+    """Mixed precision of the synthesis and losses. ``auto``: bf16 on CUDA devices that support it, else
+    off; CPU always runs fp32 (bf16 on CPU is slower here and changes results)."""
+    tf32: Toggle = "auto"
+    """TF32 matmuls/convs on Ampere+ GPUs (``auto``: on for CUDA). No effect on CPU."""
+    compile: Toggle = "off"
+    """``torch.compile`` the LPIPS network (static shapes: the same every step) with an eager fallback if
+    compilation fails. Off by default: compile time only pays back over many steps on a GPU."""
+    inference_mode: bool = True
+    """Pure renders (final metric render, :func:`render_views`) run under ``torch.inference_mode``."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +163,8 @@ class InversionConfig:
     """Backbone of the LPIPS loss (the metric reported uses AlexNet)."""
     sampling: Sampling = "deterministic"
     """Ray sampling of every render during inversion; ``deterministic`` makes runs repeatable."""
+    perf: PerformanceConfig = field(default_factory=PerformanceConfig, metadata={"hash": False})
+    """Speed switches (same function within tolerance; see docs/performance.md)."""
 
     def validate(self) -> None:
         from sym3dinv.errors import ConfigError
@@ -145,6 +181,12 @@ class InversionConfig:
             raise ConfigError(f"lpips_net must be 'vgg' or 'alex', got {self.lpips_net!r}")
         if self.sampling not in ("stochastic", "deterministic"):
             raise ConfigError(f"sampling must be 'stochastic' or 'deterministic', got {self.sampling!r}")
+        p = self.perf
+        for name in ("unfused_modconv", "channels_last", "tf32", "compile"):
+            if getattr(p, name) not in ("auto", "on", "off"):
+                raise ConfigError(f"perf.{name} must be 'auto', 'on' or 'off', got {getattr(p, name)!r}")
+        if p.autocast not in ("auto", "off", "bf16", "fp16"):
+            raise ConfigError(f"perf.autocast must be 'auto', 'off', 'bf16' or 'fp16', got {p.autocast!r}")
 
     def __post_init__(self) -> None:
         self.validate()

@@ -1,6 +1,9 @@
 """Named inversion presets: complete configs, selectable by name from the CLI and flow parameters.
 
 ``paper`` is METHOD.md's configuration (500 + up to 1000 steps, LPIPS at 256/512): the default on a GPU.
+``balanced`` halves both stages' steps (250 + up to 500) and runs stage 2's input-view LPIPS at 256 px;
+``fast`` is 100 + up to 200 steps with fewer mean-w samples. Their measured novel-view LPIPS cost next to
+their time is in docs/performance.md (speed/quality knob: paper > balanced > fast > cpu > smoke).
 ``cpu`` is a reduced-step configuration that still shows the symmetry prior's effect on CPU with the
 embedded 128-px SynthHeads generator (losses at the generator's resolution, fewer mean-w samples).
 ``smoke`` is for tests and demos that only need the pipeline to run end to end.
@@ -14,6 +17,14 @@ from sym3dinv.config.invert import InversionConfig, Stage1Config, Stage2Config
 
 PRESETS: dict[str, InversionConfig] = {
     "paper": InversionConfig(),
+    "balanced": InversionConfig(
+        stage1=replace(Stage1Config(), steps=250, w_avg_samples=5000),
+        stage2=replace(Stage2Config(), steps=500, lpips_resolution=256),
+    ),
+    "fast": InversionConfig(
+        stage1=replace(Stage1Config(), steps=100, w_avg_samples=2000),
+        stage2=replace(Stage2Config(), steps=200, lpips_resolution=256),
+    ),
     "cpu": InversionConfig(
         stage1=replace(Stage1Config(), steps=60, w_avg_samples=2000, lpips_resolution=128),
         stage2=replace(Stage2Config(), steps=60, lpips_resolution=128),

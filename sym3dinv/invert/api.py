@@ -25,6 +25,7 @@ from sym3dinv.invert.pseudo import FaceRegions
 from sym3dinv.invert.render import synthesize, tuned_tensors
 from sym3dinv.invert.stage1 import Progress, run_stage1
 from sym3dinv.invert.stage2 import run_stage2
+from sym3dinv.perf import device_settings, no_grad_render, resolve
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,15 @@ def invert_batch(
     config = config or InversionConfig()
     config.validate()
     dev = next(G.parameters()).device
-    if dev.type == "cpu":
-        torch.set_flush_denormal(True)  # denormals make CPU convolutions many times slower
+    perf = resolve(config.perf, dev)
+    with device_settings(perf):  # CPU: flush denormals; CUDA: TF32 (restored afterwards)
+        return _invert_batch(G, images, cameras, masks, regions, config, progress, losses, dev)
+
+
+def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: Tensor | None,
+                  regions: Sequence[FaceRegions | None] | None, config: InversionConfig, progress: Progress | None,
+                  losses: LossFunctions | None, dev: torch.device) -> list[InversionResult]:
+    perf = resolve(config.perf, dev)
     if config.resolution != G.img_resolution:
         log.info("input resized to the generator's %d px (config.resolution=%d)", G.img_resolution, config.resolution)
     res = G.img_resolution
@@ -150,10 +158,10 @@ def invert_batch(
                                 mask=None if m is None else m[i:i + 1], regions=regs[i], progress=progress)
                 delta, steps, early = s2.delta, s2.steps_run, s2.stopped_early
                 history["stage2"] = s2.history
-            with torch.no_grad():
+            with no_grad_render(perf):  # pure render: inference_mode unless switched off
                 render = synthesize(G, ws, cams[i:i + 1], tensors=tuned_tensors(G, delta),
-                                    sampling=config.sampling).image
-            metrics = input_view_metrics(render, x[i:i + 1], losses)
+                                    sampling=config.sampling, fused_modconv=perf.fused_modconv).image
+                metrics = input_view_metrics(render, x[i:i + 1], losses)
             t2 = time.perf_counter() - t0
             results.append(InversionResult(
                 ws=ws, delta=delta, history=history, metrics=metrics,

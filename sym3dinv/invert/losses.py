@@ -32,6 +32,26 @@ class LossFunctions:
     identity: PairLoss | None = None  # reported metric (cosine similarity of face embeddings)
 
 
+def fixed_target_loss(fn: PairLoss, target: Tensor, *, cache: bool = True,
+                      channels_last: bool = False) -> Callable[[Tensor], Tensor]:
+    """``x -> fn(x, target)`` for a target that stays the same over many optimisation steps.
+
+    With ``cache`` and an LPIPS-like ``fn`` (one that has ``target_features`` / ``distance_to``) the
+    target's normalised backbone features are computed once here instead of at every call: the VGG pass
+    on the target was a third of the loss's forward cost. Values equal the uncached ones (same ops on
+    the same inputs); other losses (tests' cheap stand-ins) are called as they are.
+    ``channels_last`` hands the renders to the conv backbone in NHWC (a CUDA win; see sym3dinv.perf).
+    """
+    prep: Callable[[Tensor], Tensor] = (
+        (lambda x: x.contiguous(memory_format=torch.channels_last)) if channels_last else (lambda x: x))
+    target_features = getattr(fn, "target_features", None)
+    distance_to = getattr(fn, "distance_to", None)
+    if cache and callable(target_features) and callable(distance_to):
+        feats = target_features(prep(target.detach()))
+        return lambda x: distance_to(prep(x), feats)
+    return lambda x: fn(prep(x), target)
+
+
 def _metric(name: str) -> Callable[..., Tensor] | None:
     """A function of ``sym3dinv.metrics`` (or its submodule of that name) if present."""
     for mod in ("sym3dinv.metrics", f"sym3dinv.metrics.{name}"):

@@ -30,8 +30,24 @@ class _Synthesis(nn.Module):
         super().__init__()
         self.G = G
 
-    def forward(self, ws: Tensor, c: Tensor, sampling: Sampling, resolution: int | None) -> SynthesisOutput:
-        return self.G.synthesis(ws, c, neural_rendering_resolution=resolution, noise_mode="const", sampling=sampling)
+    def forward(self, ws: Tensor, c: Tensor, sampling: Sampling, resolution: int | None,
+                fused_modconv: bool | None = None, precision: str = "fp32",
+                planes_batch: int | None = None) -> SynthesisOutput:
+        return _synthesis(self.G, ws, c, sampling, resolution, fused_modconv, precision, planes_batch)
+
+
+def _synthesis(G: TriPlaneGenerator, ws: Tensor, c: Tensor, sampling: Sampling, resolution: int | None,
+               fused_modconv: bool | None, precision: str, planes_batch: int | None) -> SynthesisOutput:
+    """G.synthesis, or (``planes_batch`` = p) tri-planes of the first p latents only, tiled over the batch."""
+    if planes_batch is None or planes_batch == ws.shape[0]:
+        return G.synthesis(ws, c, neural_rendering_resolution=resolution, noise_mode="const", sampling=sampling,
+                           fused_modconv=fused_modconv, precision=precision)  # type: ignore[arg-type]
+    if ws.shape[0] % planes_batch:
+        raise ValueError(f"batch {ws.shape[0]} is not a multiple of planes_batch={planes_batch}")
+    planes = G.planes(ws[:planes_batch], noise_mode="const", fused_modconv=fused_modconv)
+    planes = planes.repeat(ws.shape[0] // planes_batch, 1, 1, 1, 1)  # same order as torch.cat of copies
+    return G.render(planes, ws, c, neural_rendering_resolution=resolution, sampling=sampling,
+                    precision=precision, fused_modconv=fused_modconv)  # type: ignore[arg-type]
 
 
 def synthesize(
@@ -42,16 +58,24 @@ def synthesize(
     tensors: Mapping[str, Tensor] | None = None,
     sampling: Sampling = "deterministic",
     neural_rendering_resolution: int | None = None,
+    fused_modconv: bool | None = None,
+    precision: str = "fp32",
+    planes_batch: int | None = None,
 ) -> SynthesisOutput:
     """``G.synthesis(ws, c)`` with some of G's parameters/buffers replaced by ``tensors`` (state-dict names).
 
     ``noise_const`` buffers may be given as ``[N, 1, r, r]`` (one noise image per batch item).
+    ``fused_modconv`` / ``precision`` are the generator's speed arguments (see :mod:`sym3dinv.perf`).
+    ``planes_batch`` = p: the batch is copies of its first p latents (one latent seen from several
+    cameras), so the tri-planes - the backbone, a third of a render - are computed for those p only and
+    tiled; per-item noise buffers are then given for the p latents. Same values and gradients.
     """
     if not tensors:
-        return G.synthesis(ws, c, neural_rendering_resolution=neural_rendering_resolution, noise_mode="const",
-                           sampling=sampling)
+        return _synthesis(G, ws, c, sampling, neural_rendering_resolution, fused_modconv, precision, planes_batch)
     wrapped = {f"G.{k}": v for k, v in tensors.items()}
-    return functional_call(_Synthesis(G), wrapped, (ws, c, sampling, neural_rendering_resolution), strict=False)
+    return functional_call(_Synthesis(G), wrapped,
+                           (ws, c, sampling, neural_rendering_resolution, fused_modconv, precision, planes_batch),
+                           strict=False)
 
 
 def tuned_tensors(G: TriPlaneGenerator, delta: WeightDelta) -> dict[str, Tensor]:
@@ -82,7 +106,6 @@ class RenderedViews:
     depth_z: Float[Tensor, "v 1 r r"]  # true z-depth along each camera's optical axis
 
 
-@torch.no_grad()
 def render_views(
     G: TriPlaneGenerator,
     ws: Float[Tensor, "1 k w"],
@@ -91,8 +114,24 @@ def render_views(
     delta: WeightDelta | None = None,
     sampling: Sampling = "deterministic",
     chunk: int = 4,
+    inference_mode: bool = True,
+    fused_modconv: bool | None = None,
+    share_planes: bool = True,
 ) -> RenderedViews:
-    """Render one inverted latent (with its generator delta, if any) at every camera, ``chunk`` at a time."""
+    """Render one inverted latent (with its generator delta, if any) at every camera, ``chunk`` at a time.
+
+    Pure render: runs under ``torch.inference_mode`` (``inference_mode=False``: ``no_grad``); the returned
+    tensors are ordinary ones (cloned out of inference mode), so callers may modify them in place.
+    """
+    with torch.inference_mode() if inference_mode else torch.no_grad():
+        views = _render_views(G, ws, cameras, delta, sampling, chunk, fused_modconv, share_planes)
+    if inference_mode:
+        views = RenderedViews(*(t.clone() for t in (views.image, views.image_raw, views.depth, views.depth_z)))
+    return views
+
+
+def _render_views(G: TriPlaneGenerator, ws: Tensor, cameras: Tensor, delta: WeightDelta | None, sampling: Sampling,
+                  chunk: int, fused_modconv: bool | None, share_planes: bool) -> RenderedViews:
     from sym3dinv.cameras import ray_distance_to_z
 
     if ws.ndim == 2:
@@ -103,7 +142,8 @@ def render_views(
     outs = []
     for i in range(0, cameras.shape[0], chunk):
         c = cameras[i:i + chunk].to(ws.device, ws.dtype)
-        o = synthesize(G, ws.expand(c.shape[0], -1, -1), c, tensors=tensors, sampling=sampling)
+        o = synthesize(G, ws.expand(c.shape[0], -1, -1), c, tensors=tensors, sampling=sampling,
+                       fused_modconv=fused_modconv, planes_batch=1 if share_planes else None)
         outs.append((o.image, o.image_raw, o.image_depth, ray_distance_to_z(o.image_depth, c)))
     img, raw, d, dz = (torch.cat(x) for x in zip(*outs, strict=True))
     return RenderedViews(image=img, image_raw=raw, depth=d, depth_z=dz)

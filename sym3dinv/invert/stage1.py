@@ -21,10 +21,11 @@ from torch import Tensor
 from sym3dinv.cameras import camera_label, mirror_label
 from sym3dinv.config.invert import InversionConfig
 from sym3dinv.generator import TriPlaneGenerator
-from sym3dinv.invert.losses import LossFunctions
+from sym3dinv.invert.losses import LossFunctions, fixed_target_loss
 from sym3dinv.invert.mirror import flip, mirror_weights
 from sym3dinv.invert.render import area_resize, synthesize
 from sym3dinv.invert.schedules import lr_at, noise_scale_at
+from sym3dinv.perf import autocast, compile_with_fallback, resolve
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def run_stage1(
     cfg = config.stage1
     t0 = time.perf_counter()
     n, dev = images.shape[0], images.device
+    perf = resolve(config.perf, dev)
     c_avg = cameras if cfg.w_avg_camera == "input" else camera_label(0.0, 0.0).to(dev).expand(n, -1)
     w_avg, w_std = mean_w(G, c_avg, cfg.w_avg_samples, generator)
     ws = w_avg.repeat(1, G.num_ws, 1).clone().requires_grad_(True)  # [N, K, W] W+ from the mean
@@ -109,6 +111,10 @@ def run_stage1(
     if mirrored:  # both views of every image in one synthesis call: [2N]
         target = torch.cat((target, flip(target)))
         cams = torch.cat((cameras, mirror_label(cameras)))
+    # the (mirrored) targets never change: their LPIPS features are computed once (perf switch)
+    perceptual = compile_with_fallback(
+        fixed_target_loss(losses.perceptual, target, cache=perf.cache_target_features,
+                          channels_last=perf.channels_last), perf.compile, "stage-1 LPIPS")
     history: list[dict[str, float]] = []
     for step in range(cfg.steps):
         for g in opt.param_groups:
@@ -117,11 +123,17 @@ def run_stage1(
         eps = torch.randn(ws.shape, generator=generator, device=generator.device).to(dev)
         ws_in = ws + eps * sigma
         tensors = dict(noise)
-        if mirrored:
+        planes_batch = None
+        if mirrored:  # the mirror view shares the latent: with share_planes its tri-planes are computed once
             ws_in = torch.cat((ws_in, ws_in))
-            tensors = {k: torch.cat((v, v)) for k, v in noise.items()}
-        out = synthesize(G, ws_in, cams, tensors=tensors, sampling=config.sampling)
-        dist = losses.perceptual(area_resize(out.image, target.shape[-1]), target)  # [N] or [2N]
+            if perf.share_planes:
+                planes_batch = n
+            else:
+                tensors = {k: torch.cat((v, v)) for k, v in noise.items()}
+        out = synthesize(G, ws_in, cams, tensors=tensors, sampling=config.sampling,
+                         fused_modconv=perf.fused_modconv, precision=perf.precision, planes_batch=planes_batch)
+        with autocast(perf):
+            dist = perceptual(area_resize(out.image, target.shape[-1])).float()  # [N] or [2N]
         rec = dist[:n]
         loss_i = rec.clone()
         rec_m = torch.zeros_like(rec)

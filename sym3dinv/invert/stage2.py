@@ -20,10 +20,11 @@ from torch import Tensor
 from sym3dinv.cameras import mirror_label, yaw_pitch_roll
 from sym3dinv.config.invert import InversionConfig
 from sym3dinv.generator import TriPlaneGenerator
-from sym3dinv.invert.losses import LossFunctions
+from sym3dinv.invert.losses import LossFunctions, fixed_target_loss
 from sym3dinv.invert.pseudo import FaceRegions, depth_reg_loss, mirror_pseudo_loss, warp_pseudo_loss
 from sym3dinv.invert.render import area_resize, cross_offsets, synthesize, views_around
 from sym3dinv.invert.stage1 import Progress
+from sym3dinv.perf import autocast, compile_with_fallback, resolve
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ def run_stage2(
     cfg = config.stage2
     t0 = time.perf_counter()
     sampling = config.sampling
+    perf = resolve(config.perf, image.device)
+    # all cameras of a step render the one pivot: its tri-planes once per step with share_planes
+    speed = {"fused_modconv": perf.fused_modconv, "precision": perf.precision,
+             "planes_batch": 1 if perf.share_planes else None}
     original = dict(G.named_parameters())
     trainable = {k: p.detach().clone().requires_grad_(True) for k, p in original.items()}
     tensors: dict[str, Tensor] = {**trainable, **{k: v.detach() for k, v in noise.items()}}
@@ -80,12 +85,16 @@ def run_stage2(
     with torch.no_grad():  # the untuned generator's depths never change: render them once
         if do_depth or (do_warp and cfg.warp_depth == "pivot"):
             base = synthesize(G, ws.expand(pseudo_cams.shape[0], -1, -1), pseudo_cams,
-                              tensors=dict(tensors), sampling=sampling).image_depth
+                              tensors=dict(tensors), sampling=sampling, **speed).image_depth.float()
             frozen_input_depth = base[:1]
             frozen_depth = base[reg_off:reg_off + n_r]
             warp_pivot_depth = base[1:1 + n_w]
     res = min(cfg.lpips_resolution, image.shape[-1])
     target_small = area_resize(image, res)
+    # the input-view target never changes: its LPIPS features are computed once (perf switch)
+    input_view_loss = compile_with_fallback(
+        fixed_target_loss(losses.perceptual, target_small, cache=perf.cache_target_features,
+                          channels_last=perf.channels_last), perf.compile, "stage-2 LPIPS")
     history: list[dict[str, float]] = []
     pseudo_steps: list[int] = []
     stopped = False
@@ -93,9 +102,10 @@ def run_stage2(
     for step in range(cfg.steps):  # noqa: B007 - step is read after the loop
         is_pseudo = pseudo and step % cfg.pseudo_every == 0 and pseudo_cams.shape[0] > 1
         cams = pseudo_cams if is_pseudo else camera
-        out = synthesize(G, ws.expand(cams.shape[0], -1, -1), cams, tensors=tensors, sampling=sampling)
+        out = synthesize(G, ws.expand(cams.shape[0], -1, -1), cams, tensors=tensors, sampling=sampling, **speed)
         rec = out.image[:1]
-        lp = losses.perceptual(area_resize(rec, res), target_small).mean()
+        with autocast(perf):
+            lp = input_view_loss(area_resize(rec, res)).float().mean()
         mse = F.mse_loss(rec, image)
         rec_stats = {"mse": float(mse.detach()), "lpips": float(lp.detach())}
         if float(lp.detach()) <= cfg.lpips_threshold:
@@ -111,14 +121,18 @@ def run_stage2(
                 in_depth = frozen_input_depth if cfg.warp_depth == "pivot" else out.image_depth[:1]
                 v_depth = warp_pivot_depth if cfg.warp_depth == "pivot" else out.image_depth[1:1 + n_w]
                 assert in_depth is not None and v_depth is not None
-                per_view, valid = warp_pseudo_loss(out.image[1:1 + n_w], warp_cams, v_depth, image, camera,
-                                                   in_depth, mask, losses.perceptual, cfg.visibility_tolerance)
+                with autocast(perf):
+                    per_view, valid = warp_pseudo_loss(out.image[1:1 + n_w], warp_cams, v_depth, image, camera,
+                                                       in_depth, mask, losses.perceptual, cfg.visibility_tolerance)
+                per_view = per_view.float()
                 loss = loss + cfg.warp_weight * per_view.sum()
                 rec_stats["warp"] = float(per_view.detach().mean())
                 rec_stats["warp_valid"] = float(valid.float().mean())
             if do_mirror:
-                ml, kept = mirror_pseudo_loss(out.image[-1:], image, regions or FaceRegions(), losses.contextual,
-                                              cfg.asymmetry_threshold, cfg.region_size)
+                with autocast(perf):
+                    ml, kept = mirror_pseudo_loss(out.image[-1:], image, regions or FaceRegions(), losses.contextual,
+                                                  cfg.asymmetry_threshold, cfg.region_size)
+                ml = ml.float()
                 loss = loss + cfg.mirror_weight * ml
                 rec_stats["mirror"] = float(ml.detach())
                 rec_stats["mirror_kept"] = float(kept)
