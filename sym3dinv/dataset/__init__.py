@@ -1,0 +1,44 @@
+"""Multi-view datasets from a finished run store (docs/datasets.md): camera sets, renders of each identity
+with its tuned generator (RGB, depth, alpha/mask), optional meshes and latent edits, written as an EG3D
+``dataset.json``, nerfstudio ``transforms.json`` scenes and a Parquet index, resumably, to any fsspec URL.
+
+Public calls: :func:`build_dataset` (with :class:`DatasetConfig`, :class:`CameraSpec`, :class:`EditSpec`), or
+its parts :func:`plan_dataset` / :func:`build_shard` / :func:`finalize_dataset` (what the flow's tasks call);
+:func:`camera_set`. Modules: ``render`` (``render_identity``), ``mesh`` (``extract_mesh``,
+``mesh_from_density``, ``depth_map``), ``exports`` (the formats and their camera conventions).
+"""
+
+from sym3dinv.dataset.build import (
+    DatasetBuilder,
+    DatasetConfig,
+    DatasetOutput,
+    DatasetSummary,
+    EditSpec,
+    Plan,
+    ShardResult,
+    build_dataset,
+    build_shard,
+    finalize_dataset,
+    plan_dataset,
+    summarize,
+)
+from sym3dinv.dataset.camera_sets import CAMERA_KINDS, CameraSet, CameraSpec, camera_set
+
+__all__ = [
+    "CAMERA_KINDS",
+    "CameraSet",
+    "CameraSpec",
+    "DatasetBuilder",
+    "DatasetConfig",
+    "DatasetOutput",
+    "DatasetSummary",
+    "EditSpec",
+    "Plan",
+    "ShardResult",
+    "build_dataset",
+    "build_shard",
+    "camera_set",
+    "finalize_dataset",
+    "plan_dataset",
+    "summarize",
+]
