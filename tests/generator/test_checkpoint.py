@@ -12,6 +12,7 @@ import fsspec
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from tiny import TINY
 from typer.testing import CliRunner
 
 from sym3dinv.errors import CheckpointError, ConfigError, ModelNotFoundError, UnsafePickleError
@@ -26,16 +27,7 @@ from sym3dinv.generator.checkpoint import (
 )
 from sym3dinv.generator.triplane_generator import TriPlaneGenerator
 
-# A small EG3D-family config (our constructor extensions keep it fast to build and load).
-SMALL = {
-    "z_dim": 16, "w_dim": 32, "c_dim": 25, "img_resolution": 128, "img_channels": 3,
-    "mapping_kwargs": {"num_layers": 2}, "channel_base": 256, "channel_max": 16,
-    "fused_modconv_default": "inference_only", "num_fp16_res": 0, "sr_num_fp16_res": 0, "conv_clamp": None,
-    "sr_kwargs": {}, "triplane_resolution": 16, "triplane_channels": 32, "neural_rendering_resolution": 16,
-    "sr_channels": [8, 8],
-    "rendering_kwargs": {"superresolution_module": "training.superresolution.SuperresolutionHybrid2X",
-                         "depth_resolution": 8, "depth_resolution_importance": 8},
-}
+SMALL = TINY  # the shared tiny EG3D-family config (tests/tiny.py): fast to build and load
 
 
 def _equal_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
