@@ -104,7 +104,7 @@ def _report(summary: Any) -> None:
     for k, v in sorted(summary.counts.items()):
         typer.echo(f"  {k:28s} {v}")
     typer.echo(f"results: {summary.store}/items/<id>/   index: {summary.store}/index/")
-    typer.echo(f"report:  {summary.store}/reports/{summary.run_id}/metrics.png  (and the Prefect artifacts)")
+    typer.echo(f"report:  {summary.store}/reports/{summary.run_id}/index.html  (and the Prefect artifacts)")
 
 
 def invert(

@@ -55,6 +55,18 @@ def _plot_png(rows: Sequence[dict[str, Any]]) -> bytes | None:
     return buf.getvalue()
 
 
+def _html_report(store: RunStore, run_id: str) -> str | None:
+    """Build ``<store>/reports/<run_id>/index.html`` (``sym3dinv report``); a failure only logs."""
+    try:
+        from sym3dinv.report import build_report
+
+        index = build_report(store, run_id=run_id).index
+    except Exception as exc:  # noqa: BLE001 - the report is a convenience; the run's results stand
+        log.warning("HTML report of run %s not built: %s", run_id, exc)
+        return None
+    return f"file://{index}" if store.is_local else index
+
+
 @task(name="publish-artifacts")
 def publish_artifacts(store: RunStore, run_id: str, config_hash: str, n_inputs: int, skipped: int,
                       seconds: float, restarts: int) -> dict[str, int]:
@@ -96,6 +108,9 @@ def publish_artifacts(store: RunStore, run_id: str, config_hash: str, n_inputs: 
     if png is not None:
         lines += ["", f"![metrics](data:image/png;base64,{base64.b64encode(png).decode()})",
                   f"(also at `{store.url}/reports/{run_id}/metrics.png`)"]
+    report = _html_report(store, run_id)
+    if report is not None:
+        lines += ["", f"HTML report (thumbnails, histograms, failures): [{report}]({report})"]
     create_markdown_artifact(key="bulk-invert-summary", markdown="\n".join(lines),
                              description=f"Summary of run {run_id}")
     return counts

@@ -65,6 +65,8 @@ def test_artifacts_and_task_runs_through_the_api(image_folder: Path, tmp_path: P
     assert "| failed:decode_error | 2 |" in md and "data:image/png;base64," in md
     assert summary.run_id in md
     assert (Path(out) / "reports" / summary.run_id / "metrics.png").stat().st_size > 1000
+    html = (Path(out) / "reports" / summary.run_id / "index.html").read_text()
+    assert "index.html" in md and "head0.png" in html and "decode_error" in html  # linked from the summary
 
 
 def test_shard_cache_key_is_content_config_and_flow_run() -> None:
