@@ -119,8 +119,9 @@ class MaskedParametersFlow(Flow):
 
     def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
         out = super().serialize_parameters(parameters)
-        if isinstance(out.get("storage_options"), dict):
-            out["storage_options"] = mask_secrets(out["storage_options"])
+        for name, value in out.items():  # storage_options, out_storage_options, ...
+            if name.endswith("storage_options") and isinstance(value, dict):
+                out[name] = mask_secrets(value)
         return out
 
     def with_options(self, *args: Any, **kwargs: Any) -> MaskedParametersFlow:
