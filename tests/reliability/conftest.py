@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,3 +30,39 @@ def figures(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
 
 
 __all__ = ["FAST", "make_folder"]
+
+
+NOBODY = 65534
+
+
+def _child_as_nobody(fn: Callable[..., list[str]], args: tuple[object, ...], out: str) -> None:
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)  # root ignores permission bits; the unprivileged user does not
+    Path(out).write_text("\n".join(fn(*args)))
+
+
+@pytest.fixture()
+def as_nobody() -> Iterator[tuple[Path, Callable[..., list[str]]]]:
+    """A world-writable scratch folder and ``run(fn, *args) -> lines``: ``fn`` runs in a forked child that
+    switched to uid/gid 65534 (permission checks need a user that root is not). Skips unless root."""
+    import multiprocessing as mp
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to an unprivileged user (as non-root, chmod alone suffices)")
+    base = Path(tempfile.mkdtemp(prefix="sym3dinv-nobody-"))
+    base.chmod(0o777)
+
+    def run(fn: Callable[..., list[str]], *args: object) -> list[str]:
+        out = base / "child-output.txt"
+        p = mp.get_context("fork").Process(target=_child_as_nobody, args=(fn, args, str(out)))
+        p.start()
+        p.join(60)
+        assert p.exitcode == 0, p.exitcode
+        return out.read_text().splitlines()
+
+    try:
+        yield base, run
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

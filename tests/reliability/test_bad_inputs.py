@@ -4,10 +4,8 @@ is accounted for with one row of the right class, nothing crashes the job, nothi
 from __future__ import annotations
 
 import collections
-import os
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from sym3dinv.align.decode import load_image
 from sym3dinv.errors import Sym3dInvError
@@ -72,45 +70,26 @@ def test_corpus_through_the_pipeline_accounts_for_every_file(tmp_path: Path, tin
     figures.update(files_on_disk=len(expect), listed=len(items), rows=len(rows), outcomes=dict(counts))
 
 
-def _list_and_decode_as_nobody(folder: str, out: str) -> None:
-    os.setgid(65534)
-    os.setuid(65534)  # root ignores permission bits; the unprivileged user does not
-    items = list_inputs(folder)
+def _list_and_decode(folder: str) -> list[str]:
     lines = []
-    for it in items:
+    for it in list_inputs(folder):
         try:
             load_image(it.uri)
             lines.append(f"{Path(it.uri).name} ok")
         except Sym3dInvError as exc:
             lines.append(f"{Path(it.uri).name} {exc.code}")
-    Path(out).write_text("\n".join(sorted(lines)))
+    return sorted(lines)
 
 
-def test_unreadable_permissions_as_unprivileged_user(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_unreadable_permissions_as_unprivileged_user(as_nobody: tuple[Path, Callable[..., list[str]]]) -> None:
     """The listing and decoding of a folder with a chmod 000 file, run by uid 65534 in a forked child."""
-    import multiprocessing as mp
-    import tempfile
-
     from PIL import Image
 
-    if os.geteuid() != 0:
-        pytest.skip("needs root to switch to an unprivileged user (as non-root, chmod alone suffices)")
-    base = Path(tempfile.mkdtemp(prefix="sym3dinv-perm-"))
-    try:
-        base.chmod(0o777)
-        folder = base / "in"
-        folder.mkdir()
-        folder.chmod(0o755)
-        for name in ("readable.png", "secret.png"):
-            Image.new("RGB", (64, 64), (len(name), 0, 0)).save(folder / name)
-        (folder / "secret.png").chmod(0o000)
-        out = base / "result.txt"
-        p = mp.get_context("fork").Process(target=_list_and_decode_as_nobody, args=(str(folder), str(out)))
-        p.start()
-        p.join(60)
-        assert p.exitcode == 0, p.exitcode
-        assert out.read_text().splitlines() == ["readable.png ok", "secret.png unreadable"]
-    finally:
-        import shutil
-
-        shutil.rmtree(base, ignore_errors=True)
+    base, run = as_nobody
+    folder = base / "in"
+    folder.mkdir()
+    folder.chmod(0o755)
+    for name in ("readable.png", "secret.png"):
+        Image.new("RGB", (64, 64), (len(name), 0, 0)).save(folder / name)
+    (folder / "secret.png").chmod(0o000)
+    assert run(_list_and_decode, str(folder)) == ["readable.png ok", "secret.png unreadable"]

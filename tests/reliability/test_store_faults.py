@@ -4,15 +4,13 @@ file system (a 2 MiB tmpfs), a store another user cannot write (uid 65534), host
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
-import os
 import socket
 import subprocess
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -273,9 +271,7 @@ def test_item_processor_raises_store_error_instead_of_a_row(tiny_fs: Path, tiny_
 
 
 # --- permission denied (as an unprivileged user: root ignores permission bits) ------------------------------
-def _as_nobody(root: str, out: str) -> None:
-    os.setgid(65534)
-    os.setuid(65534)
+def _write_attempts(root: str) -> list[str]:
     lines = []
     store = RunStore(root, retry=RetryPolicy(attempts=3, base_delay_s=0.01))
     try:
@@ -289,34 +285,21 @@ def _as_nobody(root: str, out: str) -> None:
     except StoreWriteError as exc:
         lines.append(f"StoreWriteError {exc}")
     lines.append(f"retries {store.retries}")
-    Path(out).write_text("\n".join(lines))
+    return lines
 
 
-def test_permission_denied_on_the_store(figures: dict[str, object]) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("runs the check as uid 65534, which needs root; as non-root a chmod 555 folder does the same")
-    base = Path(tempfile.mkdtemp(prefix="sym3dinv-ro-"))
-    try:
-        base.chmod(0o777)
-        root = base / "run"
-        root.mkdir()
-        root.chmod(0o755)  # owned by root: uid 65534 may read, not write
-        out = base / "out.txt"
-        p = mp.get_context("fork").Process(target=_as_nobody, args=(str(root), str(out)))
-        p.start()
-        p.join(60)
-        assert p.exitcode == 0
-        lines = out.read_text().splitlines()
-        assert lines[0].startswith("ConfigError run store RunStore(") and "not writable" in lines[0]
-        assert "PermissionError" in lines[0]
-        assert lines[1].startswith("StoreWriteError cannot write 'items/") and "Permission denied" in lines[1]
-        assert lines[2] == "retries 0"  # permanent: failed at once
-        assert list(root.iterdir()) == []
-        figures.update(check_writable="ConfigError", item_write="StoreWriteError", retries=0)
-    finally:
-        import shutil
-
-        shutil.rmtree(base, ignore_errors=True)
+def test_permission_denied_on_the_store(figures: dict[str, object], as_nobody: tuple[Path, Callable[..., list[str]]]) -> None:
+    base, run = as_nobody
+    root = base / "run"
+    root.mkdir()
+    root.chmod(0o755)  # owned by root: uid 65534 may read, not write
+    lines = run(_write_attempts, str(root))
+    assert lines[0].startswith("ConfigError run store RunStore(") and "not writable" in lines[0]
+    assert "PermissionError" in lines[0]
+    assert lines[1].startswith("StoreWriteError cannot write 'items/") and "Permission denied" in lines[1]
+    assert lines[2] == "retries 0"  # permanent: failed at once
+    assert list(root.iterdir()) == []
+    figures.update(check_writable="ConfigError", item_write="StoreWriteError", retries=0)
 
 
 # --- names never escape ---------------------------------------------------------------------------------
