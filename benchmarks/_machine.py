@@ -12,3 +12,14 @@ def cpu_name() -> str:
             return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         return platform.processor() or platform.machine()
+
+
+def device_name(device: object) -> str:
+    """'cpu', or the CUDA device's name, memory and the torch/CUDA versions (for the JSON records)."""
+    import torch
+
+    dev = torch.device(device)  # type: ignore[arg-type]
+    if dev.type != "cuda":
+        return dev.type
+    p = torch.cuda.get_device_properties(dev)
+    return f"{p.name} ({p.total_memory / 2**30:.0f} GiB, torch {torch.__version__}, CUDA {torch.version.cuda})"

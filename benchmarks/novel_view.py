@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _machine import cpu_name  # benchmarks/ is on sys.path when a script runs
+from _machine import cpu_name, device_name  # benchmarks/ is on sys.path when a script runs
 
 from sym3dinv import cameras
 from sym3dinv.config.presets import preset
@@ -66,7 +66,7 @@ def _bucket(yaw: float) -> str:
 
 
 def run(args: argparse.Namespace) -> dict:
-    G = load_generator(args.generator)
+    G = load_generator(args.generator, device=args.device)
     res = G.img_resolution
     rows = []
     for k in range(args.first, args.first + args.identities):
@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> dict:
                 r = invert(G, image, c[0], mask=inp.face_mask[0, 0], regions=_regions(inp.landmarks[0], res), config=cfg)
                 seconds = time.perf_counter() - t0
                 views = render_views(G, r.ws, e.gt_labels, delta=r.delta)
+                views = type(views)(*(t.cpu() for t in (views.image, views.image_raw, views.depth, views.depth_z)))
                 target = gt.as_eg3d()
                 nv_lpips = lpips_fn(views.image, target, net="alex")
                 nv_psnr = psnr(views.image, target)
@@ -168,6 +169,7 @@ def main() -> int:
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:i] (the generator's and the losses' device)")
     ap.add_argument("--markdown", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -175,7 +177,7 @@ def main() -> int:
     out = run(args)
     modes = args.modes.split(",")
     summary = summarise(out["rows"], modes)
-    cpu = cpu_name()
+    cpu = cpu_name() if args.device == "cpu" else device_name(args.device)
     meta = {"cpu": cpu, "threads": args.threads, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
             "generator": args.generator, "preset": args.preset, "identities": args.identities, "inputs": args.inputs,
             "command": "python benchmarks/novel_view.py " + " ".join(

@@ -47,10 +47,10 @@ def lookat_cam2world(
 ) -> Float[Tensor, "n 4 4"]:
     """cam2world of cameras at ``origin`` looking along ``forward``, world +y up (EG3D's construction)."""
     f = torch.nn.functional.normalize(forward, dim=-1)
-    up = torch.tensor([0.0, 1.0, 0.0], dtype=f.dtype).expand_as(f)
+    up = torch.tensor([0.0, 1.0, 0.0], dtype=f.dtype, device=f.device).expand_as(f)
     right = -torch.nn.functional.normalize(torch.linalg.cross(up, f, dim=-1), dim=-1)
     down = torch.nn.functional.normalize(torch.linalg.cross(f, right, dim=-1), dim=-1)
-    m = torch.eye(4, dtype=f.dtype).repeat(f.shape[0], 1, 1)
+    m = torch.eye(4, dtype=f.dtype, device=f.device).repeat(f.shape[0], 1, 1)
     m[:, :3, :3] = torch.stack((right, down, f), dim=-1)  # columns = camera axes in world
     m[:, :3, 3] = origin
     return m
@@ -78,12 +78,12 @@ def cam2world_from_angles(
     """cam2world for yaw/pitch (rad, sampler convention) and an optional roll about the view axis."""
     yaw_t, pitch_t = torch.broadcast_tensors(_as_batch(yaw), _as_batch(pitch))
     origin = orbit_origin(yaw_t, pitch_t, radius)
-    target = torch.tensor(lookat, dtype=origin.dtype).expand_as(origin)
+    target = torch.tensor(lookat, dtype=origin.dtype, device=origin.device).expand_as(origin)
     m = lookat_cam2world(target - origin, origin)
     roll_t = _as_batch(roll).expand(m.shape[0])
     if torch.any(roll_t != 0):
         c, s = torch.cos(roll_t), torch.sin(roll_t)
-        rz = torch.eye(4, dtype=m.dtype).repeat(m.shape[0], 1, 1)
+        rz = torch.eye(4, dtype=m.dtype, device=m.device).repeat(m.shape[0], 1, 1)
         rz[:, 0, 0], rz[:, 0, 1], rz[:, 1, 0], rz[:, 1, 1] = c, -s, s, c
         m = m @ rz  # rotate the camera about its own z (forward) axis
     return m
@@ -173,12 +173,35 @@ def pixel_rays(
     return origins, dirs
 
 
+def inverse_3x3(a: Float[Tensor, "n 3 3"]) -> Float[Tensor, "n 3 3"]:
+    """Closed-form inverse (adjugate / determinant) of invertible 3x3 matrices.
+
+    Elementwise arithmetic only: unlike ``torch.linalg.inv`` on CUDA it never reads back from the device,
+    so the warps of a stage-2 step can be captured in a CUDA graph; for tiny matrices it is also cheaper.
+    """
+    r0, r1, r2 = a[:, 0], a[:, 1], a[:, 2]
+    cols = torch.stack((torch.linalg.cross(r1, r2, dim=-1), torch.linalg.cross(r2, r0, dim=-1),
+                        torch.linalg.cross(r0, r1, dim=-1)), dim=-1)  # adjugate
+    det = (r0 * cols[..., 0]).sum(-1)
+    return cols / det[:, None, None]
+
+
+def inverse_affine(m: Float[Tensor, "n 4 4"]) -> Float[Tensor, "n 4 4"]:
+    """Inverse of affine 4x4 transforms (last row 0 0 0 1), e.g. cam2world -> world2cam."""
+    r_inv = inverse_3x3(m[:, :3, :3])
+    out = torch.zeros_like(m)
+    out[:, :3, :3] = r_inv
+    out[:, :3, 3] = -(r_inv @ m[:, :3, 3:4])[..., 0]
+    out[:, 3, 3] = 1.0
+    return out
+
+
 def world_to_pixel(
     points: Float[Tensor, "n p 3"], c: Float[Tensor, "n 25"]
 ) -> tuple[Float[Tensor, "n p 2"], Float[Tensor, "n p"]]:
     """Project world points: normalised pixel coordinates (u right, v down, in [0, 1]) and z-depth."""
     m, K = decode_label(c)
-    w2c = torch.linalg.inv(m)
+    w2c = inverse_affine(m)
     ph = torch.cat((points, torch.ones_like(points[..., :1])), dim=-1)
     pc = (w2c @ ph.transpose(1, 2)).transpose(1, 2)[..., :3]  # [N, P, 3] camera coords
     z = pc[..., 2]

@@ -23,6 +23,7 @@ from sym3dinv.config.invert import PerformanceConfig
 log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "bf16", "fp16"]
+CPU_VIEWS_PER_PASS = 2  # stage-2 pseudo step on CPU: bounds RAM at 512 px; costs ~nothing at 128 px
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -39,6 +40,8 @@ class ResolvedPerf:
     tf32: bool
     compile: bool
     inference_mode: bool
+    views_per_pass: int  # stage-2 pseudo step: cameras per forward/backward pass (0 = all at once)
+    cuda_graphs: bool  # stage-2 steps replayed as CUDA graphs (CUDA only)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -77,6 +80,8 @@ def resolve(cfg: PerformanceConfig, device: torch.device | str, *, bf16_supporte
         tf32=cuda and _on(cfg.tf32, auto=True),
         compile=_on(cfg.compile, auto=False),
         inference_mode=cfg.inference_mode,
+        views_per_pass=(0 if cuda else CPU_VIEWS_PER_PASS) if cfg.views_per_pass == -1 else cfg.views_per_pass,
+        cuda_graphs=cuda and _on(cfg.cuda_graphs, auto=True),
     )
 
 
@@ -104,7 +109,8 @@ def autocast(perf: ResolvedPerf) -> contextlib.AbstractContextManager[Any]:
     dtype = perf.autocast_dtype
     if dtype is None or perf.device_type != "cuda":
         return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=dtype)
+    # no weight-cast cache: PyTorch's rule for autocast inside CUDA-graph capture (stage 2)
+    return torch.autocast(device_type="cuda", dtype=dtype, cache_enabled=False)
 
 
 def no_grad_render(perf: ResolvedPerf) -> contextlib.AbstractContextManager[Any]:

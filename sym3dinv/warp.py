@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from sym3dinv.cameras import decode_label, world_to_pixel
+from sym3dinv.cameras import decode_label, inverse_3x3, world_to_pixel
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def unproject(depth_z: Float[Tensor, "n 1 h w"], c: Float[Tensor, "n 25"]) -> Fl
     u = (torch.arange(w, dtype=dt, device=dev) + 0.5) / w
     vv, uu = torch.meshgrid(v, u, indexing="ij")
     pix = torch.stack((uu, vv, torch.ones_like(uu)), dim=-1).reshape(1, h * w, 3)  # [1, HW, 3]
-    rays = (torch.linalg.inv(K.to(dt)) @ pix.transpose(1, 2)).transpose(1, 2)  # [N, HW, 3], z = 1
+    rays = (inverse_3x3(K.to(dt)) @ pix.transpose(1, 2)).transpose(1, 2)  # [N, HW, 3], z = 1
     pts_cam = rays * depth_z.reshape(n, h * w, 1)
     pts = (m[:, :3, :3].to(dt) @ pts_cam.transpose(1, 2)).transpose(1, 2) + m[:, None, :3, 3].to(dt)
     return pts.reshape(n, h, w, 3)

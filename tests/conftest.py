@@ -36,7 +36,8 @@ def lpips_fixtures() -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``slow`` tests (minutes each) run only when asked for with ``-m slow`` (or any -m naming it)."""
+    """``slow`` tests (minutes each) run only when asked for with ``-m slow`` (or any -m naming it);
+    ``gpu`` tests skip themselves where no CUDA device is present."""
     if "slow" in (config.getoption("markexpr") or ""):
         return
     skip = pytest.mark.skip(reason="slow: run with -m slow")

@@ -80,3 +80,12 @@ def test_ray_distance_to_z_on_a_plane() -> None:
     z = C.ray_distance_to_z(dist, c)
     assert torch.allclose(z, torch.full_like(z, 2.5), atol=1e-5)
     assert float(cos.min()) < math.cos(0.1)  # the corners really are off-axis
+
+
+def test_closed_form_inverses_match_linalg() -> None:
+    c = torch.cat([C.camera_label(y, p, roll=r) for y, p, r in ((0.3, -0.1, 0.0), (-1.2, 0.4, 0.2), (0.0, 0.0, 0.0))])
+    m, K = C.decode_label(c)
+    torch.testing.assert_close(C.inverse_affine(m), torch.linalg.inv(m), rtol=0, atol=1e-6)
+    torch.testing.assert_close(C.inverse_3x3(K), torch.linalg.inv(K), rtol=0, atol=1e-6)
+    a = torch.randn(5, 3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(C.inverse_3x3(a) @ a, torch.eye(3, dtype=torch.float64).expand(5, 3, 3))

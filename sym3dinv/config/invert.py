@@ -46,6 +46,16 @@ class PerformanceConfig:
     compilation fails. Off by default: compile time only pays back over many steps on a GPU."""
     inference_mode: bool = True
     """Pure renders (final metric render, :func:`render_views`) run under ``torch.inference_mode``."""
+    cuda_graphs: Toggle = "off"
+    """Stage-2 steps captured as CUDA graphs after a few eager ones and replayed (one launch instead of
+    thousands per step; same kernels, same result; a failed capture falls back to eager steps). ``auto``/``on``:
+    on for CUDA, never on CPU. Off by default until verified on a GPU: in this project's only GPU session
+    the capture failed (a host-to-device index copy, fixed since) and fell back (docs/performance.md)."""
+    views_per_pass: int = -1
+    """Cameras rendered with gradients in one pass of a stage-2 pseudo-label step (input, nearby views,
+    mirror: 6); the passes accumulate gradients into one optimiser step, with the tri-planes computed once.
+    Same gradients, bounded memory: at 512 px all six at once need ~24 GB of CPU RAM. ``0``: all in one
+    pass; ``-1`` (auto): all on CUDA, 2 per pass on CPU."""
 
 
 @dataclass(frozen=True)
@@ -182,9 +192,11 @@ class InversionConfig:
         if self.sampling not in ("stochastic", "deterministic"):
             raise ConfigError(f"sampling must be 'stochastic' or 'deterministic', got {self.sampling!r}")
         p = self.perf
-        for name in ("unfused_modconv", "channels_last", "tf32", "compile"):
+        for name in ("unfused_modconv", "channels_last", "tf32", "compile", "cuda_graphs"):
             if getattr(p, name) not in ("auto", "on", "off"):
                 raise ConfigError(f"perf.{name} must be 'auto', 'on' or 'off', got {getattr(p, name)!r}")
+        if p.views_per_pass < -1:
+            raise ConfigError(f"perf.views_per_pass must be >= 0 (or -1 = auto), got {p.views_per_pass}")
         if p.autocast not in ("auto", "off", "bf16", "fp16"):
             raise ConfigError(f"perf.autocast must be 'auto', 'off', 'bf16' or 'fp16', got {p.autocast!r}")
 

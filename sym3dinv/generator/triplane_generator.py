@@ -71,7 +71,9 @@ def autocast_context(device: torch.device, precision: Precision) -> contextlib.A
     """bf16/fp16 autocast on CUDA only; CPU always runs fp32 (EG3D forces fp32 off CUDA too)."""
     if precision == "fp32" or device.type != "cuda":
         return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    # no weight-cast cache: PyTorch's rule for autocast inside CUDA-graph capture (stage 2)
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16,
+                          cache_enabled=False)
 
 
 class TriPlaneGenerator(nn.Module):

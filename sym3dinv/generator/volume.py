@@ -60,7 +60,7 @@ def sample_from_planes(planes: Float[Tensor, "n 3 c h w"], coords: Float[Tensor,
     n, p, c, h, w = planes.shape
     m = coords.shape[1]
     coords = (2 / box_warp) * coords
-    grid = torch.stack([coords[..., list(ax)] for ax in PLANE_COORDS], dim=1)  # [N, 3, M, 2]
+    grid = torch.stack([torch.stack((coords[..., a], coords[..., b]), dim=-1) for a, b in PLANE_COORDS], dim=1)  # [N, 3, M, 2]
     grid = grid.reshape(n * p, 1, m, 2)
     out = F.grid_sample(planes.reshape(n * p, c, h, w), grid.float(), mode="bilinear", padding_mode="zeros",
                         align_corners=False)  # [N*3, C, 1, M]
@@ -77,7 +77,7 @@ def sample_planes_mean(planes: Float[Tensor, "n 3 c h w"], coords: Float[Tensor,
     n, p, c, h, w = planes.shape
     m = coords.shape[1]
     coords = (2 / box_warp) * coords
-    grid = torch.stack([coords[..., list(ax)] for ax in PLANE_COORDS], dim=1).reshape(n * p, 1, m, 2)
+    grid = torch.stack([torch.stack((coords[..., a], coords[..., b]), dim=-1) for a, b in PLANE_COORDS], dim=1).reshape(n * p, 1, m, 2)
     out = F.grid_sample(planes.reshape(n * p, c, h, w), grid.float(), mode="bilinear", padding_mode="zeros",
                         align_corners=False)  # [N*3, C, 1, M]
     return out.view(n, p, c, m).mean(1).transpose(1, 2)  # [N, M, C]

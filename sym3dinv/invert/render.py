@@ -78,6 +78,39 @@ def synthesize(
                            strict=False)
 
 
+class _Method(nn.Module):
+    """Wraps one of G's methods as a ``forward`` so ``functional_call`` can substitute G's tensors."""
+
+    def __init__(self, G: TriPlaneGenerator, method: str) -> None:
+        super().__init__()
+        self.G, self.method = G, method
+
+    def forward(self, *args: object, **kwargs: object) -> object:
+        return getattr(self.G, self.method)(*args, **kwargs)
+
+
+def _call(G: TriPlaneGenerator, method: str, tensors: Mapping[str, Tensor] | None, *args: object,
+          **kwargs: object) -> object:
+    if not tensors:
+        return getattr(G, method)(*args, **kwargs)
+    return functional_call(_Method(G, method), {f"G.{k}": v for k, v in tensors.items()}, args, kwargs, strict=False)
+
+
+def synthesize_planes(G: TriPlaneGenerator, ws: Float[Tensor, "n k w"], *, tensors: Mapping[str, Tensor] | None = None,
+                      fused_modconv: bool | None = None) -> Float[Tensor, "n 3 c p p"]:
+    """The tri-planes of :func:`synthesize` alone (with substituted tensors), to render in several passes."""
+    return _call(G, "planes", tensors, ws, noise_mode="const", fused_modconv=fused_modconv)  # type: ignore[return-value]
+
+
+def render_from_planes(G: TriPlaneGenerator, planes: Float[Tensor, "n 3 c p p"], ws: Float[Tensor, "n k w"],
+                       c: Float[Tensor, "n 25"], *, tensors: Mapping[str, Tensor] | None = None,
+                       sampling: Sampling = "deterministic", fused_modconv: bool | None = None,
+                       precision: str = "fp32") -> SynthesisOutput:
+    """The rest of :func:`synthesize` (volume rendering + super-resolution) from given tri-planes."""
+    return _call(G, "render", tensors, planes, ws, c, sampling=sampling, precision=precision,  # type: ignore[return-value]
+                 fused_modconv=fused_modconv)
+
+
 def tuned_tensors(G: TriPlaneGenerator, delta: WeightDelta) -> dict[str, Tensor]:
     """original + delta for the entries of ``delta`` (in G's dtype/device), ready for :func:`synthesize`."""
     state = G.state_dict(keep_vars=True)

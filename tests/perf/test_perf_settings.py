@@ -19,7 +19,8 @@ from sym3dinv.perf import ResolvedPerf, autocast, compile_with_fallback, device_
 def test_cpu_auto_settings() -> None:
     r = resolve(PerformanceConfig(), "cpu")
     assert r == ResolvedPerf(device_type="cpu", cache_target_features=True, share_planes=True, fused_modconv=False, channels_last=False,
-                             precision="fp32", tf32=False, compile=False, inference_mode=True)
+                             precision="fp32", tf32=False, compile=False, inference_mode=True,
+                             views_per_pass=2, cuda_graphs=False)
     assert r.autocast_dtype is None
 
 
@@ -32,6 +33,10 @@ def test_cuda_auto_settings_by_bf16_capability() -> None:
     ampere = resolve(PerformanceConfig(), "cuda:0", bf16_supported=True)
     assert (ampere.precision, ampere.tf32, ampere.channels_last, ampere.fused_modconv) == ("bf16", True, True, None)
     assert ampere.autocast_dtype == torch.bfloat16
+    assert ampere.views_per_pass == 0  # a GPU renders all six cameras of a pseudo step in one pass
+    assert not ampere.cuda_graphs  # opt-in until verified on a GPU
+    assert resolve(PerformanceConfig(cuda_graphs="auto"), "cuda").cuda_graphs
+    assert not resolve(PerformanceConfig(cuda_graphs="on"), "cpu").cuda_graphs
     older = resolve(PerformanceConfig(), "cuda", bf16_supported=False)
     assert older.precision == "fp32" and older.tf32 is True  # the flag is harmless where TF32 does not exist
 
@@ -44,6 +49,10 @@ def test_explicit_switches_override_auto() -> None:
     assert not r.cache_target_features and not r.inference_mode
     off = resolve(PerformanceConfig(autocast="off"), "cuda", bf16_supported=True)
     assert off.precision == "fp32"
+    assert resolve(PerformanceConfig(views_per_pass=3), "cuda").views_per_pass == 3
+    assert resolve(PerformanceConfig(views_per_pass=0), "cpu").views_per_pass == 0
+    with pytest.raises(ConfigError, match="views_per_pass"):
+        InversionConfig(perf=PerformanceConfig(views_per_pass=-2))
     fused_cpu = resolve(PerformanceConfig(unfused_modconv="off", channels_last="on"), "cpu")
     assert fused_cpu.fused_modconv is None and fused_cpu.channels_last
 
