@@ -5,6 +5,7 @@ images/hour with 1 and 2 Ray actors. Prints JSON.
     .venv/bin/python benchmarks/throughput.py                      # default CPU config (~5-10 min)
     .venv/bin/python benchmarks/throughput.py --configs default,full --actors 0    # + 512-px EG3D config
     .venv/bin/python benchmarks/throughput.py --configs none --actors 1,2 --actor-images 4
+    .venv/bin/python benchmarks/throughput.py --configs none --actors 1 --actor-items-per-call 1,2   # shared batches
     python benchmarks/throughput.py --device cuda --configs full,default --actors 0 --profile   # on a GPU
     python benchmarks/throughput.py --device cuda --configs none --actors 0 --end-to-end full/paper:1
 
@@ -64,17 +65,16 @@ VARIANTS: dict[str, tuple[PerformanceConfig, bool, bool]] = {
     "no_share_planes": (PerformanceConfig(share_planes=False), True, True),
     "fused_modconv": (PerformanceConfig(unfused_modconv="off"), True, True),
     "no_stage1_batch": (PerformanceConfig(), False, False),
-    "channels_last": (PerformanceConfig(channels_last="on"), True, False),
+    "no_channels_last": (PerformanceConfig(channels_last="off"), True, True),
     # CUDA-only switches (on CPU they resolve to the same settings as all_on)
     "fp32": (PerformanceConfig(autocast="off"), True, True),
     "fp32_no_tf32": (PerformanceConfig(autocast="off", tf32="off"), True, True),
     "unfused_modconv": (PerformanceConfig(unfused_modconv="on"), True, True),
-    "no_channels_last": (PerformanceConfig(channels_last="off"), True, True),
     "compile": (PerformanceConfig(compile="on"), True, True),
     "cuda_graphs": (PerformanceConfig(cuda_graphs="on"), True, True),
 }
 CPU_VARIANTS = ("all_on", "all_off", "no_target_cache", "no_share_planes", "fused_modconv", "no_stage1_batch",
-                "channels_last")
+                "no_channels_last")
 CUDA_VARIANTS = ("all_on", "all_off", "cuda_graphs", "fp32", "fp32_no_tf32", "no_target_cache", "no_share_planes",
                  "unfused_modconv", "no_channels_last", "no_stage1_batch")
 
@@ -471,9 +471,10 @@ def bench_actors(args: argparse.Namespace) -> dict:
     out: dict = {"preset": args.actor_preset, "steps": [s1, s2] if s1 >= 0 else "preset", "images": len(items),
                  "cores": cores, "runs": {}}
     try:
-        for n in (int(v) for v in args.actors.split(",")):
+        runs = [(int(n), int(k)) for n in args.actors.split(",") for k in args.actor_items_per_call.split(",")]
+        for n, k in runs:
             cpus = args.actor_cpus or cores / n  # Ray CPUs per actor = its torch threads
-            spec = PoolSpec(num_actors=n, num_cpus=cpus, in_flight_per_actor=2, max_attempts=1)
+            spec = PoolSpec(num_actors=n, num_cpus=cpus, in_flight_per_actor=2, max_attempts=1, items_per_call=k)
             t0 = time.perf_counter()
             pool = ActorPool(config, spec)
             infos = ray.get([a.info.remote() for a in pool.actors])
@@ -487,16 +488,23 @@ def bench_actors(args: argparse.Namespace) -> dict:
             done = [r for r in rows if str(r.status).lower().endswith("done")]
             stage = {k: round(statistics.fmean(r.stage_seconds.get(k, 0.0) for r in done), 3)
                      for k in ("decode", "invert_stage1", "invert_stage2", "render", "total")} if done else {}
-            out["runs"][str(n)] = {"actors": n, "threads_per_actor": max(1, int(cpus)), "startup_s": round(startup, 1),
+            key = str(n) if k == 1 else f"{n}:per_call{k}"
+            out["runs"][key] = {"actors": n, "items_per_call": k, "threads_per_actor": max(1, int(cpus)),
+                                "startup_s": round(startup, 1),
                                    "wall_s": round(wall, 1), "done": len(done),
                                    "images_per_hour": round(3600 * len(done) / wall, 1) if wall > 0 else None,
                                    "mean_stage_seconds_per_item": stage, "actor_peak_rss_mib": hwm}
-            log.info("actors=%d: %s", n, out["runs"][str(n)])
+            log.info("actors=%d items/call=%d: %s", n, k, out["runs"][key])
     finally:
         ray.shutdown()
     if "1" in out["runs"] and "2" in out["runs"]:
         a, b = out["runs"]["1"]["images_per_hour"], out["runs"]["2"]["images_per_hour"]
         out["scaling_2_over_1"] = round(b / a, 2) if a and b else None
+    for r in list(out["runs"].values()):  # shared stage-1 batches vs one item per call, same actor count
+        single = out["runs"].get(str(r["actors"]))
+        if r["items_per_call"] > 1 and single and single["images_per_hour"] and r["images_per_hour"]:
+            out[f"per_call{r['items_per_call']}_over_1_with_{r['actors']}_actors"] = round(
+                r["images_per_hour"] / single["images_per_hour"], 2)
     return out
 
 
@@ -518,6 +526,8 @@ def main() -> int:
     ap.add_argument("--actors", default="1,2", help="actor counts for images/hour ('0' = skip)")
     ap.add_argument("--actor-images", type=int, default=4)
     ap.add_argument("--actor-preset", default="cpu")
+    ap.add_argument("--actor-items-per-call", default="1",
+                    help="comma list of items per actor call (shared stage-1 batches), e.g. 1,2")
     ap.add_argument("--actor-cpus", type=float, default=0, help="Ray CPUs (= torch threads) per actor; 0 = cores / actors")
     ap.add_argument("--actor-steps", default="10,8", help="stage-1,stage-2 steps per item ('-1,-1' = the preset's)")
     args = ap.parse_args()

@@ -18,7 +18,7 @@ from sym3dinv.config.align import AlignConfig
 from sym3dinv.pipeline import PipelineConfig, RenderSpec, shards
 from sym3dinv.store import RunStore
 from sym3dinv.store.store import mask_secrets
-from tasks.actors import ActorPool, PoolSpec, ensure_ray
+from tasks.actors import ActorPool, PoolSpec, ensure_ray, items_per_call
 from tasks.artifacts import publish_artifacts
 from tasks.shards import Progress, list_inputs_task, pending_task, process_shard
 
@@ -56,11 +56,14 @@ def bulk_invert(
     storage_options: SecretDict | dict[str, Any] | None = None,
     ray_address: str | None = None,
     losses: Literal["lpips", "fast"] = "lpips",
+    items_per_actor_call: int = 0,
 ) -> RunSummary:
     """Invert every image under ``input`` (folder, glob, fsspec URL or dataset.json) into the store ``out``.
 
     ``gpus_per_actor`` > 0 asks Ray for GPUs (CPU fallback when CUDA is missing on the worker);
     ``ray_address`` (or ``RAY_ADDRESS``) joins a cluster, otherwise a local Ray is started.
+    ``items_per_actor_call``: items an actor inverts with one shared stage-1 batch (0 = the preset's
+    ``stage1.batch_size`` on GPU actors, 1 on CPU ones; see ``tasks.actors.PoolSpec.items_per_call``).
     ``storage_options`` is a :class:`prefect.types.SecretDict`: Prefect stores flow parameters in its
     database and shows them in the UI, so the whole dict is masked there (keys may hold credentials).
     Prefer credentials from the environment (AWS_* variables, profiles, instance roles).
@@ -87,8 +90,9 @@ def bulk_invert(
     restarts = 0
     if todo:
         started = ensure_ray(ray_address)
+        per_call = items_per_call(items_per_actor_call, gpus_per_actor, config.inversion.stage1.batch_size)
         pool = ActorPool(config, PoolSpec(num_actors=num_actors, num_gpus=gpus_per_actor, max_attempts=max_attempts,
-                                          adopt_committed=resume), opts)
+                                          adopt_committed=resume, items_per_call=per_call), opts)
         try:
             shard_task = process_shard if resume else process_shard.with_options(refresh_cache=True)
             futures = [shard_task.submit(f"{i:05d}", shard, store, config, run_id, pool, progress)

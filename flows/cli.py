@@ -118,6 +118,8 @@ def invert(
     shard_size: int = typer.Option(16, help="Items per shard (one index part each)."),
     actors: int = typer.Option(2, help="Ray actors (each holds one generator)."),
     gpus_per_actor: float = typer.Option(0.0, help="GPUs per actor (0 = CPU)."),
+    items_per_call: int = typer.Option(0, help="Items an actor inverts with one shared stage-1 batch "
+                                               "(0 = the preset's stage1.batch_size on GPU actors, 1 on CPU)."),
     resume: bool = typer.Option(True, help="Skip items already done under the same config."),
     ray_address: str | None = typer.Option(None, help="Ray cluster (ray://host:10001); default RAY_ADDRESS or local."),
     endpoint_url: str | None = typer.Option(None, help="S3-compatible endpoint for s3:// URLs."),
@@ -130,7 +132,7 @@ def invert(
     summary = _run_with_progress(total, out, opts, input=input, generator=generator, mode=mode, preset=preset,
                                  overrides=_parse_sets(set_), views=_parse_views(view), shard_size=shard_size,
                                  num_actors=actors, gpus_per_actor=gpus_per_actor, resume=resume,
-                                 ray_address=ray_address)
+                                 ray_address=ray_address, items_per_actor_call=items_per_call)
     _report(summary)
 
 

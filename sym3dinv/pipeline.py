@@ -8,6 +8,7 @@ stable error class; only configuration errors (missing checkpoint, bad preset) r
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fnmatch
 import json
@@ -213,6 +214,22 @@ def code_version() -> str:
 Progress = Callable[[str, int, int, Mapping[str, float]], None]
 
 
+@dataclass
+class _Ready:
+    """An item decoded and aligned, waiting for its inversion (:meth:`ItemProcessor.process_many`)."""
+
+    pos: int  # index in the caller's list
+    item: InputItem
+    attempt: int
+    image: np.ndarray  # aligned crop, uint8 RGB
+    camera: tuple[float, ...]  # 25-d label
+    mask: np.ndarray | None  # face mask of an aligned photo
+    regions: Any  # FaceRegions for the mirror branch
+    seconds: dict[str, float]  # stage timings so far
+    started: dt.datetime
+    t0: float  # perf_counter at the item's start
+
+
 class ItemProcessor:
     """Loads the generator (and, lazily, the aligner and losses) once; :meth:`process` runs one item."""
 
@@ -287,50 +304,106 @@ class ItemProcessor:
         retries) do raise: they are not the item's fault, and recording them as rows would burn through
         every remaining item. The item stays pending (no done row) and the shard fails clearly.
         """
-        started = utcnow()
-        t: dict[str, float] = {}
-        t0 = time.perf_counter()
-        if self.adopt:
-            adopted = self.adopt_committed(item, store, worker)
-            if adopted is not None:
-                return adopted
+        return self.process_many([item], store, [attempt], worker=worker, progress=progress)[0]
+
+    def process_many(self, items: Sequence[InputItem], store: RunStore, attempts: Sequence[int] | None = None, *,
+                     worker: str | None = None, progress: Progress | None = None) -> list[IndexRow]:
+        """:meth:`process` for several items, with stage 1 batched across them; one row per item, in order.
+
+        Each item is decoded and aligned on its own; those that get that far are inverted with stage 1 in
+        batches of ``inversion.stage1.batch_size`` (a batch fills a GPU: 1.7x per image at 512 px,
+        docs/performance.md), then stage 2, render and write one item at a time, each written as soon as it
+        is done. An item's result does not depend on its batch (``run_stage1``). When a batch fails (an
+        item's stage 2 raising, out of memory), its items not yet written are redone one by one, so the
+        failure is recorded against the item that causes it and the others still finish.
+        """
+        attempts = list(attempts) if attempts is not None else [0] * len(items)
+        rows: dict[int, IndexRow] = {}
+        ready: list[_Ready] = []
+        for pos, (item, attempt) in enumerate(zip(items, attempts, strict=True)):
+            started, t0 = utcnow(), time.perf_counter()
+            if self.adopt:
+                adopted = self.adopt_committed(item, store, worker)
+                if adopted is not None:
+                    rows[pos] = adopted
+                    continue
+            t: dict[str, float] = {}
+            try:
+                rgb = self._decode(item)
+                t["decode"] = time.perf_counter() - t0
+                if item.camera is not None:  # known camera (dataset.json): the image is already an aligned crop
+                    image, camera, mask, regions = rgb, item.camera, None, None
+                else:
+                    image, camera, mask, regions = self._align(rgb)
+                    t["align"] = time.perf_counter() - t0 - t["decode"]
+                ready.append(_Ready(pos, item, attempt, image, tuple(camera), mask, regions, t, started, t0))
+            except StoreError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every per-item failure must become a row
+                rows[pos] = self._failure(item, attempt, worker, exc, t, t0, started)
+        size = self.config.inversion.stage1.batch_size
+        for kind in (True, False):  # a face mask changes the warp loss: a batch holds items of one kind
+            group = [r for r in ready if (r.mask is not None) == kind]
+            for lo in range(0, len(group), size):
+                self._invert_batch(group[lo:lo + size], store, worker, progress, rows)
+        return [rows[i] for i in range(len(items))]
+
+    def _failure(self, item: InputItem, attempt: int, worker: str | None, exc: Exception, t: dict[str, float],
+                 t0: float, started: dt.datetime) -> IndexRow:
+        """The ``failed`` row of a per-item exception (out-of-memory errors classed as such)."""
+        if not isinstance(exc, ItemError) and (isinstance(exc, MemoryError) or is_oom_message(str(exc))):
+            exc = OutOfMemoryItemError(str(exc))
+        if isinstance(exc, ConfigError) and not isinstance(exc, ItemError):
+            log.error("item %s hit a configuration error: %s", item.id, exc)
+        log.warning("item %s (%s) failed: %s: %s", item.id, item.uri, type(exc).__name__, exc)
+        t["total"] = time.perf_counter() - t0
+        return failure_row(item.id, exc, config_hash=self._hash, attempt=attempt, source_uri=item.uri,
+                           size=item.size, worker=worker, code_version=self._version, stage_seconds=t,
+                           started_at=started)
+
+    def _invert_batch(self, batch: list[_Ready], store: RunStore, worker: str | None, progress: Progress | None,
+                      rows: dict[int, IndexRow]) -> None:
+        """Invert ``batch`` (one stage-1 batch) and write each item as its stage 2 ends; rows into ``rows``."""
+        import torch
+        import torch.nn.functional as F
+
+        from sym3dinv.invert import iter_inversions
+
+        written = 0
         try:
-            rgb = self._decode(item)
-            t["decode"] = time.perf_counter() - t0
-            if item.camera is not None:  # known camera (dataset.json): the image is already an aligned crop
-                image, camera, mask, regions = rgb, item.camera, None, None
-            else:
-                image, camera, mask, regions = self._align(rgb)
-                t["align"] = time.perf_counter() - t0 - t["decode"]
-            return self._invert_and_write(item, store, attempt, worker, image, camera, mask, t, started, progress,
-                                          regions)
+            res_px = int(self.G.img_resolution)
+            xs = torch.cat([self._to_tensor(r.image) for r in batch])
+            cams = torch.tensor([r.camera for r in batch], dtype=torch.float32, device=self.device)
+            masks = None
+            if batch[0].mask is not None:  # at the generator's resolution, as invert() would resize it
+                masks = torch.stack([F.interpolate(torch.as_tensor(np.asarray(r.mask), dtype=torch.float32)[None, None],
+                                                   size=(res_px, res_px), mode="nearest")[0, 0] for r in batch])
+            results = iter_inversions(self.G, xs, cams, masks=masks, regions=[r.regions for r in batch],
+                                      config=self.config.inversion, progress=progress, losses=self.losses)
+            with contextlib.closing(results):
+                for j, (r, res) in enumerate(zip(batch, results, strict=True)):
+                    rows[r.pos] = self._write(r, xs[j:j + 1], res, store, worker)
+                    written += 1
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - every per-item failure must become a row
-            if not isinstance(exc, ItemError) and (isinstance(exc, MemoryError) or is_oom_message(str(exc))):
-                exc = OutOfMemoryItemError(str(exc))
-            if isinstance(exc, ConfigError) and not isinstance(exc, ItemError):
-                log.error("item %s hit a configuration error: %s", item.id, exc)
-            log.warning("item %s (%s) failed: %s: %s", item.id, item.uri, type(exc).__name__, exc)
-            t["total"] = time.perf_counter() - t0
-            return failure_row(item.id, exc, config_hash=self._hash, attempt=attempt, source_uri=item.uri,
-                               size=item.size, worker=worker, code_version=self._version, stage_seconds=t,
-                               started_at=started)
+            if len(batch) == 1:
+                r = batch[0]
+                rows[r.pos] = self._failure(r.item, r.attempt, worker, exc, r.seconds, r.t0, r.started)
+                return
+            log.warning("a stage-1 batch of %d items failed after %d were written (%s: %s); redoing the other %d "
+                        "one by one", len(batch), written, type(exc).__name__, exc, len(batch) - written)
+            for r in batch[written:]:
+                self._invert_batch([r], store, worker, progress, rows)
 
-    def _invert_and_write(self, item: InputItem, store: RunStore, attempt: int, worker: str | None,
-                          image: np.ndarray, camera: tuple[float, ...], mask: np.ndarray | None,
-                          t: dict[str, float], started: dt.datetime, progress: Progress | None,
-                          regions: Any = None) -> IndexRow:
+    def _write(self, r: _Ready, x: torch.Tensor, res: Any, store: RunStore, worker: str | None) -> IndexRow:
+        """Render an inverted item at the configured views and commit its files; its done row."""
         import torch
 
         from sym3dinv.cameras import camera_label, yaw_pitch_roll
-        from sym3dinv.invert import invert, render_views
+        from sym3dinv.invert import render_views
 
-        x = self._to_tensor(image)
-        cam = torch.tensor(camera, dtype=torch.float32, device=self.device)
-        m = None if mask is None else torch.as_tensor(np.asarray(mask), dtype=torch.float32)
-        res = invert(self.G, x, cam, mask=m, regions=regions, config=self.config.inversion, progress=progress,
-                     losses=self.losses)
+        item, attempt, camera, t = r.item, r.attempt, r.camera, r.seconds
         t.update({f"invert_{k}": float(v) for k, v in res.timings.items()})
         t1 = time.perf_counter()
         cams = torch.stack([camera_label(y, p) for y, p in self.config.render.views]).reshape(-1, 25).float()
@@ -338,14 +411,14 @@ class ItemProcessor:
         t["render"] = time.perf_counter() - t1
         metrics = {k: float(v) for k, v in vars(res.metrics).items() if v is not None}
         try:
-            yaw, pitch, _ = (float(v) for v in yaw_pitch_roll(cam.reshape(1, 25).cpu())[0])
+            yaw, pitch, _ = (float(v) for v in yaw_pitch_roll(torch.tensor(camera).reshape(1, 25))[0])
         except Exception:  # noqa: BLE001 - angles are a convenience column
             yaw = pitch = None  # type: ignore[assignment]
         t["total"] = sum(v for k, v in t.items() if k in ("decode", "align", "render")) + float(res.timings.get("total", 0))
         row_meta = {"config_hash": self._hash, "source_uri": item.uri, "bytes": item.size,
                     "camera_label": [float(v) for v in camera], "yaw": yaw, "pitch": pitch, "metrics": metrics,
                     "stage_seconds": dict(t), "worker": worker, "code_version": self._version,
-                    "started_at": started.isoformat()}
+                    "started_at": r.started.isoformat()}
         with store.item_writer(item.id, attempt, meta={"config_hash": self._hash, "row": row_meta}) as w:
             w.write_latents({"ws": res.ws[0].float().cpu().numpy()}, metadata={"config_hash": self._hash})
             if res.delta:
@@ -362,7 +435,7 @@ class ItemProcessor:
         return IndexRow(id=item.id, status=Status.DONE, config_hash=self._hash, attempt=committed.attempt,
                         source_uri=item.uri, bytes=item.size, camera_label=tuple(camera), yaw=yaw, pitch=pitch,
                         metrics=metrics, stage_seconds=dict(t), worker=worker, code_version=self._version,
-                        item_dir=committed.item_dir, outputs=dict(committed.outputs), started_at=started)
+                        item_dir=committed.item_dir, outputs=dict(committed.outputs), started_at=r.started)
 
 
     def adopt_committed(self, item: InputItem, store: RunStore, worker: str | None) -> IndexRow | None:

@@ -34,8 +34,9 @@ class PerformanceConfig:
     weights (same function, ~1e-6 rounding). ``auto``: on for CPU (faster, much faster in stage-1 backward
     where the weights are frozen), off for CUDA (EG3D's fused default)."""
     channels_last: Toggle = "auto"
-    """NHWC memory format for the images entering the super-resolution and LPIPS convs. ``auto``: on for
-    CUDA only (cuDNN's NHWC kernels; on CPU it was measured not to pay, see docs/performance.md)."""
+    """NHWC (channels-last) conv weights for the loss networks (LPIPS VGG/Alex, the contextual loss's VGG),
+    so their whole forward/backward runs NHWC; same values. ``auto``: on (oneDNN on CPU and cuDNN on CUDA
+    both run NHWC convs faster; measured in docs/performance.md)."""
     autocast: Autocast = "auto"
     """Mixed precision of the synthesis and losses. ``auto``: bf16 on CUDA devices that support it, else
     off; CPU always runs fp32 (bf16 on CPU is slower here and changes results)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -115,18 +115,43 @@ def invert_batch(
     progress: Progress | None = None,
     losses: LossFunctions | None = None,
 ) -> list[InversionResult]:
-    """Invert several images: stage 1 in batches of ``config.stage1.batch_size``, stage 2 one by one."""
+    """Invert several images: stage 1 in batches of ``config.stage1.batch_size``, stage 2 one by one.
+
+    An image's result does not depend on the batch it is in (see :func:`run_stage1`), up to float rounding.
+    """
+    return list(iter_inversions(G, images, cameras, masks=masks, regions=regions, config=config, progress=progress,
+                                losses=losses))
+
+
+def iter_inversions(
+    G: TriPlaneGenerator,
+    images: Float[Tensor, "n 3 h w"],
+    cameras: Float[Tensor, "n 25"],
+    *,
+    masks: Bool[Tensor, "n h w"] | Float[Tensor, "n h w"] | None = None,
+    regions: Sequence[FaceRegions | None] | None = None,
+    config: InversionConfig | None = None,
+    progress: Progress | None = None,
+    losses: LossFunctions | None = None,
+) -> Iterator[InversionResult]:
+    """:func:`invert_batch` yielding each image's result (in input order) as soon as its stage 2 ends.
+
+    For batch pipelines: a result can be written before the next image's stage 2 starts, so a crash
+    later in the batch loses only unfinished images. An exception (an image's stage 2, or a batch's
+    stage 1) ends the iteration; the images already yielded are complete. Close the iterator (or
+    exhaust it) to restore the process-wide device settings it holds.
+    """
     config = config or InversionConfig()
     config.validate()
     dev = next(G.parameters()).device
     perf = resolve(config.perf, dev)
     with device_settings(perf):  # CPU: flush denormals; CUDA: TF32 (restored afterwards)
-        return _invert_batch(G, images, cameras, masks, regions, config, progress, losses, dev)
+        yield from _invert_batch(G, images, cameras, masks, regions, config, progress, losses, dev)
 
 
 def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: Tensor | None,
                   regions: Sequence[FaceRegions | None] | None, config: InversionConfig, progress: Progress | None,
-                  losses: LossFunctions | None, dev: torch.device) -> list[InversionResult]:
+                  losses: LossFunctions | None, dev: torch.device) -> Iterator[InversionResult]:
     perf = resolve(config.perf, dev)
     if config.resolution != G.img_resolution:
         log.info("input resized to the generator's %d px (config.resolution=%d)", G.img_resolution, config.resolution)
@@ -139,10 +164,9 @@ def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: 
     m = _prep_mask(masks, n, res, dev)
     regs = list(regions) if regions is not None else [None] * n
     losses = losses or default_losses(config.lpips_net, dev)
-    gen = torch.Generator(device="cpu").manual_seed(config.seed)
-    results: list[InversionResult] = []
     bs = config.stage1.batch_size
     for lo in range(0, n, bs):
+        gen = torch.Generator(device="cpu").manual_seed(config.seed)  # every batch draws what a lone image would
         s1 = run_stage1(G, x[lo:lo + bs], cams[lo:lo + bs], config, losses, gen, progress)
         for j in range(s1.ws.shape[0]):
             i = lo + j
@@ -163,11 +187,10 @@ def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: 
                                     sampling=config.sampling, fused_modconv=perf.fused_modconv).image
                 metrics = input_view_metrics(render, x[i:i + 1], losses)
             t2 = time.perf_counter() - t0
-            results.append(InversionResult(
+            yield InversionResult(
                 ws=ws, delta=delta, history=history, metrics=metrics,
                 timings={"stage1": s1.seconds, "stage2": t2, "total": s1.seconds / s1.ws.shape[0] + t2},
-                stage2_steps=steps, stopped_early=early, config=config, camera=cams[i:i + 1].cpu()))
-    return results
+                stage2_steps=steps, stopped_early=early, config=config, camera=cams[i:i + 1].cpu())
 
 
 def invert(

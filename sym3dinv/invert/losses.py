@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +32,43 @@ class LossFunctions:
     identity: PairLoss | None = None  # reported metric (cosine similarity of face embeddings)
 
 
-def fixed_target_loss(fn: PairLoss, target: Tensor, *, cache: bool = True,
-                      channels_last: bool = False) -> Callable[[Tensor], Tensor]:
+def fixed_target_loss(fn: PairLoss, target: Tensor, *, cache: bool = True) -> Callable[[Tensor], Tensor]:
     """``x -> fn(x, target)`` for a target that stays the same over many optimisation steps.
 
     With ``cache`` and an LPIPS-like ``fn`` (one that has ``target_features`` / ``distance_to``) the
     target's normalised backbone features are computed once here instead of at every call: the VGG pass
     on the target was a third of the loss's forward cost. Values equal the uncached ones (same ops on
     the same inputs); other losses (tests' cheap stand-ins) are called as they are.
-    ``channels_last`` hands the renders to the conv backbone in NHWC (a CUDA win; see sym3dinv.perf).
     """
-    prep: Callable[[Tensor], Tensor] = (
-        (lambda x: x.contiguous(memory_format=torch.channels_last)) if channels_last else (lambda x: x))
     target_features = getattr(fn, "target_features", None)
     distance_to = getattr(fn, "distance_to", None)
     if cache and callable(target_features) and callable(distance_to):
-        feats = target_features(prep(target.detach()))
-        return lambda x: distance_to(prep(x), feats)
-    return lambda x: fn(prep(x), target)
+        feats = target_features(target.detach())
+        return lambda x: distance_to(x, feats)
+    return lambda x: fn(x, target)
+
+
+def _loss_modules(losses: LossFunctions) -> list[nn.Module]:
+    """The networks behind the loss functions (LPIPS modules, a VGG bound into the contextual loss)."""
+    found: list[nn.Module] = []
+    for fn in (losses.perceptual, losses.contextual, losses.lpips_metric):
+        for obj in (fn, *getattr(fn, "keywords", {}).values()):  # functools.partial(contextual, vgg=...)
+            if isinstance(obj, nn.Module) and not any(obj is m for m in found):
+                found.append(obj)
+    return found
+
+
+def set_loss_memory_format(losses: LossFunctions, channels_last: bool) -> None:
+    """Store the loss networks' conv weights NHWC (``channels_last``) or NCHW, in place.
+
+    A convolution runs in channels-last when its weight is, and its output stays so: the whole VGG/Alex
+    pass (every LPIPS and contextual-loss use, the targets' features too) follows the weights, so this one
+    call is the ``perf.channels_last`` switch. Values are unchanged (a layout, not a cast); the modules are
+    shared per process, so each stage sets the layout it wants when it starts.
+    """
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for m in _loss_modules(losses):
+        m.to(memory_format=fmt)
 
 
 def _metric(name: str) -> Callable[..., Tensor] | None:

@@ -21,7 +21,7 @@ from torch import Tensor
 from sym3dinv.cameras import camera_label, mirror_label
 from sym3dinv.config.invert import InversionConfig
 from sym3dinv.generator import TriPlaneGenerator
-from sym3dinv.invert.losses import LossFunctions, fixed_target_loss
+from sym3dinv.invert.losses import LossFunctions, fixed_target_loss, set_loss_memory_format
 from sym3dinv.invert.mirror import flip, mirror_weights
 from sym3dinv.invert.render import area_resize, synthesize
 from sym3dinv.invert.schedules import lr_at, noise_scale_at
@@ -46,10 +46,17 @@ class Stage1Result:
 @torch.no_grad()
 def mean_w(G: TriPlaneGenerator, c: Float[Tensor, "n 25"], samples: int,
            generator: torch.Generator) -> tuple[Float[Tensor, "n 1 w"], Float[Tensor, " n"]]:
-    """Camera-conditioned mean w and the projector's scalar w_std (RMS distance to the mean) per camera."""
+    """Camera-conditioned mean w and the projector's scalar w_std (RMS distance to the mean) per camera.
+
+    Every camera maps the same ``samples`` latents (one draw from ``generator``), so an image's mean does
+    not depend on which other images share its batch."""
     means, stds = [], []
+    z = torch.randn(samples, G.z_dim, generator=generator, device=generator.device).to(c.device)
     for i in range(c.shape[0]):
-        z = torch.randn(samples, G.z_dim, generator=generator, device=generator.device).to(c.device)
+        if i and torch.equal(c[i], c[i - 1]):  # e.g. the fixed front camera: same latents, same mean
+            means.append(means[-1])
+            stds.append(stds[-1])
+            continue
         w = G.mapping(z, c[i:i + 1].expand(samples, -1))[:, :1]  # [S, 1, W]
         mu = w.mean(0, keepdim=True)
         means.append(mu)
@@ -85,20 +92,28 @@ def run_stage1(
     generator: torch.Generator,
     progress: Progress | None = None,
 ) -> Stage1Result:
-    """Optimise one pivot per image; ``images`` are at G's output resolution, [-1, 1]."""
+    """Optimise one pivot per image; ``images`` are at G's output resolution, [-1, 1].
+
+    Random draws (mean-w latents, the per-step w noise) come from ``generator``: each image of a batch gets
+    the stream a batch of one would get, so batching only changes float rounding, never an image's result.
+    """
     cfg = config.stage1
     t0 = time.perf_counter()
     n, dev = images.shape[0], images.device
     perf = resolve(config.perf, dev)
     c_avg = cameras if cfg.w_avg_camera == "input" else camera_label(0.0, 0.0).to(dev).expand(n, -1)
     w_avg, w_std = mean_w(G, c_avg, cfg.w_avg_samples, generator)
+    # per-image copies of the generator's state: image i's w noise is what it would draw alone
+    streams = [generator] + [torch.Generator(device=generator.device).set_state(generator.get_state())
+                             for _ in range(n - 1)]
     ws = w_avg.repeat(1, G.num_ws, 1).clone().requires_grad_(True)  # [N, K, W] W+ from the mean
     params: list[Tensor] = [ws]
     noise: dict[str, Tensor] = {}
     if cfg.optimize_noise:
         for k, b in noise_buffers(G).items():  # per-image copies [N, 1, r, r], normalised like the projector
             x = b.detach().reshape(1, 1, *b.shape).repeat(n, 1, 1, 1)
-            noise[k] = ((x - x.mean()) / x.std()).requires_grad_(True)
+            mean, std = x.mean(dim=(1, 2, 3), keepdim=True), x.std(dim=(1, 2, 3), keepdim=True)  # per image
+            noise[k] = ((x - mean) / std).requires_grad_(True)
         params += list(noise.values())
     opt = torch.optim.Adam(params, betas=(0.9, 0.999), lr=cfg.lr)
 
@@ -111,16 +126,17 @@ def run_stage1(
     if mirrored:  # both views of every image in one synthesis call: [2N]
         target = torch.cat((target, flip(target)))
         cams = torch.cat((cameras, mirror_label(cameras)))
+    set_loss_memory_format(losses, perf.channels_last)
     # the (mirrored) targets never change: their LPIPS features are computed once (perf switch)
     perceptual = compile_with_fallback(
-        fixed_target_loss(losses.perceptual, target, cache=perf.cache_target_features,
-                          channels_last=perf.channels_last), perf.compile, "stage-1 LPIPS")
+        fixed_target_loss(losses.perceptual, target, cache=perf.cache_target_features), perf.compile,
+        "stage-1 LPIPS")
     history: list[dict[str, float]] = []
     for step in range(cfg.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.lr_rampup, cfg.lr_rampdown)
         sigma = (w_std * noise_scale_at(step, cfg.steps, cfg.noise_scale, cfg.noise_ramp)).reshape(n, 1, 1)
-        eps = torch.randn(ws.shape, generator=generator, device=generator.device).to(dev)
+        eps = torch.stack([torch.randn(ws.shape[1:], generator=g, device=g.device) for g in streams]).to(dev)
         ws_in = ws + eps * sigma
         tensors = dict(noise)
         planes_batch = None

@@ -23,7 +23,7 @@ from sym3dinv.cameras import mirror_label, yaw_pitch_roll
 from sym3dinv.config.invert import InversionConfig
 from sym3dinv.generator import SynthesisOutput, TriPlaneGenerator
 from sym3dinv.invert.cuda_graphs import StepGraphs
-from sym3dinv.invert.losses import LossFunctions, fixed_target_loss
+from sym3dinv.invert.losses import LossFunctions, fixed_target_loss, set_loss_memory_format
 from sym3dinv.invert.pseudo import FaceRegions, depth_reg_loss, mirror_pseudo_loss, warp_pseudo_loss
 from sym3dinv.invert.render import (
     area_resize,
@@ -112,10 +112,11 @@ def run_stage2(
             warp_pivot_depth = base[1:1 + n_w]
     res = min(cfg.lpips_resolution, image.shape[-1])
     target_small = area_resize(image, res)
+    set_loss_memory_format(losses, perf.channels_last)
     # the input-view target never changes: its LPIPS features are computed once (perf switch)
     input_view_loss = compile_with_fallback(
-        fixed_target_loss(losses.perceptual, target_small, cache=perf.cache_target_features,
-                          channels_last=perf.channels_last), perf.compile, "stage-2 LPIPS")
+        fixed_target_loss(losses.perceptual, target_small, cache=perf.cache_target_features), perf.compile,
+        "stage-2 LPIPS")
     history: list[dict[str, float]] = []
     pseudo_steps: list[int] = []
     stopped = False

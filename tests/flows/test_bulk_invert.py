@@ -54,7 +54,8 @@ def test_bad_parameters_fail_before_any_work(image_folder: Path, tmp_path: Path,
 
 def test_killed_actor_loses_no_item(image_folder: Path, tmp_path: Path, tiny_checkpoint: str,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """The actor that takes head1.png writes its pid and hangs; we SIGKILL that process for real."""
+    """The actor that takes head1.png writes its pid and hangs; we SIGKILL that process for real. Items go
+    to the actors two at a time (a shared stage-1 batch): head1's partner is lost with it and redone too."""
     import os
     import signal
     import threading
@@ -70,7 +71,8 @@ def test_killed_actor_loses_no_item(image_folder: Path, tmp_path: Path, tiny_che
     try:
         out = str(tmp_path / "store")
         result: dict[str, object] = {}
-        th = threading.Thread(target=lambda: result.setdefault("s", run(image_folder, out, tiny_checkpoint)))
+        th = threading.Thread(target=lambda: result.setdefault(
+            "s", run(image_folder, out, tiny_checkpoint, items_per_actor_call=2)))
         th.start()
         deadline = time.monotonic() + 120
         while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
@@ -87,6 +89,10 @@ def test_killed_actor_loses_no_item(image_folder: Path, tmp_path: Path, tiny_che
     assert len(latest) == GOOD + len(BAD)  # every item has a row
     assert latest["head1.png"]["status"] == "done" and latest["head1.png"]["attempt"] == 1
     assert str(pid) not in latest["head1.png"]["worker"]
+    # every call queued on the killed actor (head1's group, and whatever waited behind it) came back once
+    assert {r["attempt"] for r in latest.values()} <= {0, 1}
+    assert all((r["status"] == "done") == n.startswith("head") for n, r in latest.items())
+    assert all(r["error_class"] == BAD[n] for n, r in latest.items() if n in BAD)
 
 
 def test_flow_against_moto_s3(image_folder: Path, tiny_checkpoint: str, ray_local: None,

@@ -12,7 +12,13 @@ from tiny import make_tiny
 from sym3dinv.cameras import camera_label
 from sym3dinv.config.invert import InversionConfig, PerformanceConfig, Stage1Config, Stage2Config
 from sym3dinv.invert import render_views
-from sym3dinv.invert.losses import LossFunctions, fixed_target_loss, patch_contextual_loss
+from sym3dinv.invert.losses import (
+    LossFunctions,
+    default_losses,
+    fixed_target_loss,
+    patch_contextual_loss,
+    set_loss_memory_format,
+)
 from sym3dinv.invert.stage1 import run_stage1
 from sym3dinv.invert.stage2 import run_stage2
 from sym3dinv.metrics.lpips import load_lpips
@@ -65,8 +71,49 @@ def test_fixed_target_loss_passes_other_losses_through() -> None:
         return (x - y).abs().mean(dim=(1, 2, 3))
 
     t = torch.zeros(1, 3, 8, 8)
-    out = fixed_target_loss(l1, t, cache=True, channels_last=True)(torch.ones(3, 3, 8, 8))
+    out = fixed_target_loss(l1, t, cache=True)(torch.ones(3, 3, 8, 8))
     assert out.tolist() == [1.0, 1.0, 1.0] and len(calls) == 1
+
+
+def test_channels_last_loss_networks_same_values_and_gradients() -> None:
+    """The switch stores every loss network's conv weights NHWC (the contextual loss's bound VGG too) and
+    back; LPIPS-VGG/Alex and the contextual loss give the same values and input gradients either way."""
+    losses = default_losses("vgg")
+    assert losses.contextual.keywords["vgg"] is losses.perceptual  # type: ignore[attr-defined]
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.rand(2, 3, 64, 64, generator=g) * 2 - 1
+    y = torch.rand(2, 3, 64, 64, generator=g) * 2 - 1
+    results = []
+    try:
+        for cl in (True, False):
+            set_loss_memory_format(losses, cl)
+            convs = [m.weight for net in (losses.perceptual, losses.lpips_metric) for m in net.modules()  # type: ignore[union-attr]
+                     if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-1] > 1]  # (1x1 weights are both)
+            assert len(convs) == 18 and all(w.is_contiguous(memory_format=torch.channels_last) == cl
+                                            and w.is_contiguous() == (not cl) for w in convs)
+            x = x0.clone().requires_grad_(True)
+            vals = torch.stack([losses.perceptual(x, y), losses.lpips_metric(x, y),  # type: ignore[misc]
+                                losses.contextual(x[:, :, :32, :32], y[:, :, :32, :32])])
+            (gx,) = torch.autograd.grad(vals.sum(), x)
+            results.append((vals.detach(), gx))
+    finally:
+        set_loss_memory_format(losses, False)  # the modules are shared per process
+    assert float(results[0][0].min()) > 0.01  # real, non-trivial distances
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-4, atol=1e-7)
+
+
+def test_stage2_channels_last_on_off_same_losses(target, lpips_losses) -> None:
+    img, c = target
+    G = make_tiny(0, noise_strength=0.1)
+    ws = G.mapping(torch.randn(1, 16, generator=torch.Generator().manual_seed(5)), c)
+    runs = [run_stage2(G, img, c, ws, {}, _config(channels_last=t), lpips_losses) for t in ("on", "off")]
+    assert runs[0].pseudo_steps == (0, 2) and "warp" in runs[0].history[0]
+    for a, b in zip(runs[0].history, runs[1].history, strict=True):
+        for k in a:
+            assert abs(a[k] - b[k]) <= 1e-5 * max(1.0, abs(b[k])), (k, a[k], b[k])
+    for k in runs[0].delta:
+        torch.testing.assert_close(runs[0].delta[k], runs[1].delta[k], rtol=0, atol=1e-4)
 
 
 def test_stage1_cache_on_off_same_history(target, lpips_losses) -> None:
@@ -83,7 +130,8 @@ def test_stage1_cache_on_off_same_history(target, lpips_losses) -> None:
     torch.testing.assert_close(runs[0].ws, runs[1].ws, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize(("switch", "on", "off"), [("unfused_modconv", "on", "off"), ("share_planes", True, False)])
+@pytest.mark.parametrize(("switch", "on", "off"), [("unfused_modconv", "on", "off"), ("share_planes", True, False),
+                                                   ("channels_last", "on", "off")])
 def test_stage1_switch_on_off_same_result(target, lpips_losses, switch: str, on: object, off: object) -> None:
     img, c = target
     G = make_tiny(0, noise_strength=0.1)
