@@ -65,6 +65,7 @@ VARIANTS: dict[str, tuple[PerformanceConfig, bool, bool]] = {
     "no_share_planes": (PerformanceConfig(share_planes=False), True, True),
     "fused_modconv": (PerformanceConfig(unfused_modconv="off"), True, True),
     "no_stage1_batch": (PerformanceConfig(), False, False),
+    "channels_last": (PerformanceConfig(channels_last="on"), True, True),
     "no_channels_last": (PerformanceConfig(channels_last="off"), True, True),
     # CUDA-only switches (on CPU they resolve to the same settings as all_on)
     "fp32": (PerformanceConfig(autocast="off"), True, True),
@@ -74,7 +75,7 @@ VARIANTS: dict[str, tuple[PerformanceConfig, bool, bool]] = {
     "cuda_graphs": (PerformanceConfig(cuda_graphs="on"), True, True),
 }
 CPU_VARIANTS = ("all_on", "all_off", "no_target_cache", "no_share_planes", "fused_modconv", "no_stage1_batch",
-                "no_channels_last")
+                "channels_last")
 CUDA_VARIANTS = ("all_on", "all_off", "cuda_graphs", "fp32", "fp32_no_tf32", "no_target_cache", "no_share_planes",
                  "unfused_modconv", "no_channels_last", "no_stage1_batch")
 

@@ -35,8 +35,8 @@ class PerformanceConfig:
     where the weights are frozen), off for CUDA (EG3D's fused default)."""
     channels_last: Toggle = "auto"
     """NHWC (channels-last) conv weights for the loss networks (LPIPS VGG/Alex, the contextual loss's VGG),
-    so their whole forward/backward runs NHWC; same values. ``auto``: on (oneDNN on CPU and cuDNN on CUDA
-    both run NHWC convs faster; measured in docs/performance.md)."""
+    so their whole forward/backward runs NHWC; same values. ``auto``: on for CUDA (cuDNN's NHWC kernels),
+    off on CPU, where it measured neutral (0.96-1.03x, docs/performance.md)."""
     autocast: Autocast = "auto"
     """Mixed precision of the synthesis and losses. ``auto``: bf16 on CUDA devices that support it, else
     off; CPU always runs fp32 (bf16 on CPU is slower here and changes results)."""

@@ -18,7 +18,7 @@ from sym3dinv.perf import ResolvedPerf, autocast, compile_with_fallback, device_
 
 def test_cpu_auto_settings() -> None:
     r = resolve(PerformanceConfig(), "cpu")
-    assert r == ResolvedPerf(device_type="cpu", cache_target_features=True, share_planes=True, fused_modconv=False, channels_last=True,
+    assert r == ResolvedPerf(device_type="cpu", cache_target_features=True, share_planes=True, fused_modconv=False, channels_last=False,
                              precision="fp32", tf32=False, compile=False, inference_mode=True,
                              views_per_pass=2, cuda_graphs=False)
     assert r.autocast_dtype is None
