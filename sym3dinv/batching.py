@@ -30,7 +30,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and is_oom_message(str(exc))
 
 
-def _release_memory() -> None:
+def release_memory() -> None:
+    """Collect garbage and return cached CUDA blocks, so a retry after out-of-memory starts clean."""
     gc.collect()
     try:
         import torch
@@ -71,7 +72,7 @@ def run_splitting(fn: Callable[[Sequence[T]], Sequence[R]], items: Sequence[T]) 
                 raise
             report.ooms += 1
         if res is None:  # retried outside the except block, so the failed call's frames (tensors) are freed
-            _release_memory()
+            release_memory()
             if hi - lo == 1:
                 log.warning("item %d runs out of memory on its own; recording it as out_of_memory", lo)
                 out[lo] = OutOfMemoryItemError(f"out of memory even as a batch of one (item {lo})")

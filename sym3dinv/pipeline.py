@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import fsspec
 import numpy as np
 
+from sym3dinv.batching import is_out_of_memory, release_memory
 from sym3dinv.config import config_hash as _hash
 from sym3dinv.config import replace_path
 from sym3dinv.config.align import AlignConfig
@@ -314,8 +315,9 @@ class ItemProcessor:
         batches of ``inversion.stage1.batch_size`` (a batch fills a GPU: 1.7x per image at 512 px,
         docs/performance.md), then stage 2, render and write one item at a time, each written as soon as it
         is done. An item's result does not depend on its batch (``run_stage1``). When a batch fails (an
-        item's stage 2 raising, out of memory), its items not yet written are redone one by one, so the
-        failure is recorded against the item that causes it and the others still finish.
+        item's stage 2 raising), its items not yet written are redone one by one, so the failure is
+        recorded against the item that causes it and the others still finish; out of memory splits the
+        rest in halves first (as :func:`sym3dinv.batching.run_splitting` does), down to single items.
         """
         attempts = list(attempts) if attempts is not None else [0] * len(items)
         rows: dict[int, IndexRow] = {}
@@ -370,6 +372,7 @@ class ItemProcessor:
         from sym3dinv.invert import iter_inversions
 
         written = 0
+        failure: Exception | None = None
         try:
             res_px = int(self.G.img_resolution)
             xs = torch.cat([self._to_tensor(r.image) for r in batch])
@@ -391,10 +394,23 @@ class ItemProcessor:
                 r = batch[0]
                 rows[r.pos] = self._failure(r.item, r.attempt, worker, exc, r.seconds, r.t0, r.started)
                 return
-            log.warning("a stage-1 batch of %d items failed after %d were written (%s: %s); redoing the other %d "
-                        "one by one", len(batch), written, type(exc).__name__, exc, len(batch) - written)
-            for r in batch[written:]:
-                self._invert_batch([r], store, worker, progress, rows)
+            failure = exc
+        if failure is None:
+            return
+        # retried outside the except block, so the failed call's frames (and their tensors) are freed first
+        rest = batch[written:]
+        if is_out_of_memory(failure) and len(rest) > 1:  # too big a batch for the device: halves, then singles
+            release_memory()
+            mid = len(rest) // 2
+            log.warning("out of memory in a stage-1 batch of %d items after %d were written; retrying the other "
+                        "%d as %d + %d", len(batch), written, len(rest), mid, len(rest) - mid)
+            for part in (rest[:mid], rest[mid:]):
+                self._invert_batch(part, store, worker, progress, rows)
+            return
+        log.warning("a stage-1 batch of %d items failed after %d were written (%s: %s); redoing the other %d "
+                    "one by one", len(batch), written, type(failure).__name__, failure, len(rest))
+        for r in rest:
+            self._invert_batch([r], store, worker, progress, rows)
 
     def _write(self, r: _Ready, x: torch.Tensor, res: Any, store: RunStore, worker: str | None) -> IndexRow:
         """Render an inverted item at the configured views and commit its files; its done row."""

@@ -98,6 +98,30 @@ def test_failing_batch_is_redone_item_by_item(folder: Path, checkpoint: str, tmp
     assert len(store.committed_attempts(rows[0].id)) == 1
 
 
+def test_out_of_memory_splits_the_batch_in_halves(folder: Path, checkpoint: str, tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A device budget of 4 renders per loss call (the real CUDA OOM class past it): a stage-1 batch of 3
+    images (6 renders with their mirror views) does not fit, its halves (1 + 2) do; every item finishes."""
+
+    def perceptual(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > 4:
+            raise torch.cuda.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {x.numel() * 4} bytes")
+        return _l1(x, y)
+
+    items = [i for i in _ordered(folder) if Path(i.uri).name.startswith("head")]
+    losses = LossFunctions(perceptual=perceptual, contextual=patch_contextual_loss, lpips_metric=_l1)
+    config = PipelineConfig(generator=checkpoint, preset="smoke", mode="spi", losses="fast",
+                            overrides=(*STEPS, ("stage1.batch_size", 3)))
+    events: list[int] = []
+    with caplog.at_level("WARNING", logger="sym3dinv.pipeline"):
+        rows = ItemProcessor(config, losses=losses).process_many(
+            items, RunStore(str(tmp_path / "s")), progress=lambda stage, step, *_: events.append(step))
+    assert [r.status.value for r in rows] == ["done"] * 3
+    assert "out of memory in a stage-1 batch of 3 items after 0 were written; retrying the other 3 as 1 + 2" \
+        in caplog.text
+    assert events == [0, 1, 0, 1] + [0, 1, 0, 1, 0, 1]  # stage 1 of [head0], stage 2, then [head1, head2]
+
+
 def test_pool_groups_shrink_to_an_even_share() -> None:
     from tasks.actors import PoolSpec, items_per_call
 
