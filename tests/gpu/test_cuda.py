@@ -121,6 +121,26 @@ def test_fp32_inversion_on_cuda_matches_cpu() -> None:
     assert abs(gpu.metrics.mse - cpu.metrics.mse) < 1e-4
 
 
+def test_shared_stage1_batch_on_cuda_gives_each_image_its_lone_result() -> None:
+    """The bulk flow's GPU default (4 items per actor call, one stage-1 batch): fp32, no TF32, each image
+    of the batch ends where it ends alone (cuDNN may pick other kernels per batch size: rounding only)."""
+    from sym3dinv.invert import invert_batch
+
+    G1 = make_tiny(1)
+    cams = camera_label(torch.tensor([0.45, -0.3, 0.1, 0.3]), 0.05)
+    with torch.no_grad():
+        z = torch.randn(4, 16, generator=torch.Generator().manual_seed(4))
+        imgs = G1.synthesis(G1.mapping(z, cams), cams, sampling="deterministic").image.clamp(-1, 1)
+    cfg = _config(**FP32)
+    cfg = replace(cfg, stage1=replace(cfg.stage1, batch_size=4))
+    G = make_tiny(0).to(CUDA)
+    batched = invert_batch(G, imgs, cams, config=cfg, losses=_losses(CUDA))
+    for i, r in enumerate(batched):
+        alone = invert(G, imgs[i], cams[i], config=cfg, losses=_losses(CUDA))
+        assert _rel(r.ws.cpu(), alone.ws.cpu()) < 1e-4, i
+    assert _rel(batched[0].ws.cpu(), batched[1].ws.cpu()) > 1e-3  # different images, different pivots
+
+
 def test_inversion_with_cuda_defaults_runs_in_bf16() -> None:
     perf = resolve(PerformanceConfig(), CUDA)
     assert perf.precision == ("bf16" if torch.cuda.is_bf16_supported() else "fp32") and perf.tf32
