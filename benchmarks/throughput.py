@@ -67,6 +67,7 @@ VARIANTS: dict[str, tuple[PerformanceConfig, bool, bool]] = {
     "no_stage1_batch": (PerformanceConfig(), False, False),
     "channels_last": (PerformanceConfig(channels_last="on"), True, True),
     "no_channels_last": (PerformanceConfig(channels_last="off"), True, True),
+    "one_pass": (PerformanceConfig(views_per_pass=0), True, True),  # stage-2 pseudo step: 6 cameras at once
     # CUDA-only switches (on CPU they resolve to the same settings as all_on)
     "fp32": (PerformanceConfig(autocast="off"), True, True),
     "fp32_no_tf32": (PerformanceConfig(autocast="off", tf32="off"), True, True),
