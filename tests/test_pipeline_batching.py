@@ -55,6 +55,9 @@ def test_process_many_equals_one_by_one(folder: Path, checkpoint: str, tmp_path:
     assert status == {"head0.png": ("done", None), "head1.png": ("done", None), "head2.png": ("done", None),
                       **{k: ("failed", v) for k, v in BAD.items()}}
     assert rows[2].attempt == 1  # the caller's attempt numbers are kept
+    sec = rows[0].stage_seconds  # head0 shared its stage-1 batch with head1: its row holds its share
+    assert sec["invert_stage1"] == pytest.approx(sec["invert_stage1_batch"] / 2)
+    assert rows[4].stage_seconds["invert_stage1"] == rows[4].stage_seconds["invert_stage1_batch"]  # alone
     # 3 good items, batches of 2: stage 1 ran twice (2 steps each), stage 2 three times (2 steps each)
     assert events.count("stage1") == 4 and events.count("stage2") == 6
     single_store = RunStore(str(tmp_path / "single"))

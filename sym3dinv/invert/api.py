@@ -49,7 +49,7 @@ class InversionResult:
     delta: dict[str, Tensor]  # name -> tuned - original (parameters and per-image noise buffers), fp32
     history: Mapping[str, tuple[dict[str, float], ...]]  # "stage1" / "stage2" -> per-step losses
     metrics: ViewMetrics
-    timings: Mapping[str, float]  # seconds: "stage1" (the batch's, shared), "stage2", "total"
+    timings: Mapping[str, float]  # seconds: "stage1" (this image's share of its batch), "stage1_batch", "stage2", "total"
     stage2_steps: int
     stopped_early: bool
     config: InversionConfig
@@ -189,7 +189,8 @@ def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: 
             t2 = time.perf_counter() - t0
             yield InversionResult(
                 ws=ws, delta=delta, history=history, metrics=metrics,
-                timings={"stage1": s1.seconds, "stage2": t2, "total": s1.seconds / s1.ws.shape[0] + t2},
+                timings={"stage1": s1.seconds / s1.ws.shape[0], "stage1_batch": s1.seconds, "stage2": t2,
+                         "total": s1.seconds / s1.ws.shape[0] + t2},
                 stage2_steps=steps, stopped_early=early, config=config, camera=cams[i:i + 1].cpu())
 
 

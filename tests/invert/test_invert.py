@@ -56,7 +56,8 @@ def test_spi_progress_cadence_and_loss_decrease(spi_run) -> None:
     assert 0.05 < h2[0]["warp_valid"] < 1.0  # the masks and visibility test cut something, not everything
     assert h2[0]["depth_reg"] == pytest.approx(0.0, abs=1e-10)  # before any update tuned == frozen
     assert h2[4]["depth_reg"] > 0
-    assert r.ws.shape == (1, 6, 32) and set(r.timings) == {"stage1", "stage2", "total"}
+    assert r.ws.shape == (1, 6, 32) and set(r.timings) == {"stage1", "stage1_batch", "stage2", "total"}
+    assert r.timings["stage1"] == r.timings["stage1_batch"]  # alone: the whole batch is its share
 
 
 def test_spi_never_copies_or_mutates_generator(spi_run) -> None:
