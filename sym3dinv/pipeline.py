@@ -366,27 +366,10 @@ class ItemProcessor:
     def _invert_batch(self, batch: list[_Ready], store: RunStore, worker: str | None, progress: Progress | None,
                       rows: dict[int, IndexRow]) -> None:
         """Invert ``batch`` (one stage-1 batch) and write each item as its stage 2 ends; rows into ``rows``."""
-        import torch
-        import torch.nn.functional as F
-
-        from sym3dinv.invert import iter_inversions
-
-        written = 0
-        failure: Exception | None = None
+        written = [0]
+        failure: tuple[bool, str] | None = None  # (out of memory, reason); not the exception: its frames hold tensors
         try:
-            res_px = int(self.G.img_resolution)
-            xs = torch.cat([self._to_tensor(r.image) for r in batch])
-            cams = torch.tensor([r.camera for r in batch], dtype=torch.float32, device=self.device)
-            masks = None
-            if batch[0].mask is not None:  # at the generator's resolution, as invert() would resize it
-                masks = torch.stack([F.interpolate(torch.as_tensor(np.asarray(r.mask), dtype=torch.float32)[None, None],
-                                                   size=(res_px, res_px), mode="nearest")[0, 0] for r in batch])
-            results = iter_inversions(self.G, xs, cams, masks=masks, regions=[r.regions for r in batch],
-                                      config=self.config.inversion, progress=progress, losses=self.losses)
-            with contextlib.closing(results):
-                for j, (r, res) in enumerate(zip(batch, results, strict=True)):
-                    rows[r.pos] = self._write(r, xs[j:j + 1], res, store, worker)
-                    written += 1
+            self._run_batch(batch, store, worker, progress, rows, written)
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - every per-item failure must become a row
@@ -394,23 +377,46 @@ class ItemProcessor:
                 r = batch[0]
                 rows[r.pos] = self._failure(r.item, r.attempt, worker, exc, r.seconds, r.t0, r.started)
                 return
-            failure = exc
+            failure = (is_out_of_memory(exc), f"{type(exc).__name__}: {exc}")
         if failure is None:
             return
         # retried outside the except block, so the failed call's frames (and their tensors) are freed first
-        rest = batch[written:]
-        if is_out_of_memory(failure) and len(rest) > 1:  # too big a batch for the device: halves, then singles
+        done = written[0]
+        rest = batch[done:]
+        if failure[0] and len(rest) > 1:  # too big a batch for the device: halves, then singles
             release_memory()
             mid = len(rest) // 2
             log.warning("out of memory in a stage-1 batch of %d items after %d were written; retrying the other "
-                        "%d as %d + %d", len(batch), written, len(rest), mid, len(rest) - mid)
+                        "%d as %d + %d", len(batch), done, len(rest), mid, len(rest) - mid)
             for part in (rest[:mid], rest[mid:]):
                 self._invert_batch(part, store, worker, progress, rows)
             return
-        log.warning("a stage-1 batch of %d items failed after %d were written (%s: %s); redoing the other %d "
-                    "one by one", len(batch), written, type(failure).__name__, failure, len(rest))
+        log.warning("a stage-1 batch of %d items failed after %d were written (%s); redoing the other %d one by one",
+                    len(batch), done, failure[1], len(rest))
         for r in rest:
             self._invert_batch([r], store, worker, progress, rows)
+
+    def _run_batch(self, batch: list[_Ready], store: RunStore, worker: str | None, progress: Progress | None,
+                   rows: dict[int, IndexRow], written: list[int]) -> None:
+        """The inversion of one stage-1 batch; ``written[0]`` counts the items already committed."""
+        import torch
+        import torch.nn.functional as F
+
+        from sym3dinv.invert import iter_inversions
+
+        res_px = int(self.G.img_resolution)
+        xs = torch.cat([self._to_tensor(r.image) for r in batch])
+        cams = torch.tensor([r.camera for r in batch], dtype=torch.float32, device=self.device)
+        masks = None
+        if batch[0].mask is not None:  # at the generator's resolution, as invert() would resize it
+            masks = torch.stack([F.interpolate(torch.as_tensor(np.asarray(r.mask), dtype=torch.float32)[None, None],
+                                               size=(res_px, res_px), mode="nearest")[0, 0] for r in batch])
+        results = iter_inversions(self.G, xs, cams, masks=masks, regions=[r.regions for r in batch],
+                                  config=self.config.inversion, progress=progress, losses=self.losses)
+        with contextlib.closing(results):
+            for j, (r, res) in enumerate(zip(batch, results, strict=True)):
+                rows[r.pos] = self._write(r, xs[j:j + 1], res, store, worker)
+                written[0] += 1
 
     def _write(self, r: _Ready, x: torch.Tensor, res: Any, store: RunStore, worker: str | None) -> IndexRow:
         """Render an inverted item at the configured views and commit its files; its done row."""
