@@ -3,7 +3,7 @@ which device, TF32, autocast, and ``torch.compile`` with an eager fallback.
 
 CPU and CUDA want different things: on CPU the unfused modulated convolution is faster and mixed
 precision is not worth it (bf16 CPU kernels are slower here and change results), on CUDA bf16 autocast,
-TF32 and NHWC are the usual wins (NHWC measured neutral on this project's CPU: 0.96-1.03x).
+TF32 and NHWC are the usual wins (NHWC on this project's CPU: 0.86-1.10x across runs, i.e. noise).
 :func:`resolve` is the single place that decides, so the choice per device is unit-tested without a GPU
 (tests/perf/test_perf_settings.py).
 """

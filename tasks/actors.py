@@ -83,7 +83,7 @@ class PoolSpec:
     items_per_call: int = 1
     """Items handed to an actor at once, inverted with a shared stage-1 batch (up to the preset's
     ``stage1.batch_size``). More than 1 pays on a GPU (a batch of 4 fills it: 1.7x per image in stage 1
-    at 512 px); on one CPU core it gains ~1.1x in stage 1 only. Near the end of a run groups shrink so
+    at 512 px on an H100); on one CPU core 2 per call measured 1.03x images/hour (docs/performance.md). Near the end of a run groups shrink so
     every actor keeps work. See :func:`items_per_call` for the flow's default."""
 
     def group_size(self, queued: int) -> int:
@@ -95,7 +95,7 @@ class PoolSpec:
 
 def items_per_call(requested: int, num_gpus: float, stage1_batch: int) -> int:
     """The flow's ``items_per_actor_call``: ``requested`` when > 0, else the stage-1 batch size on GPU
-    actors and 1 on CPU ones (per-item latency and balance matter more there than the ~1.1x)."""
+    actors and 1 on CPU ones (per-item latency and balance matter more there than the 1.03x)."""
     if requested > 0:
         return requested
     return max(1, stage1_batch) if num_gpus > 0 else 1

@@ -36,7 +36,8 @@ class PerformanceConfig:
     channels_last: Toggle = "auto"
     """NHWC (channels-last) conv weights for the loss networks (LPIPS VGG/Alex, the contextual loss's VGG),
     so their whole forward/backward runs NHWC; same values. ``auto``: on for CUDA (cuDNN's NHWC kernels),
-    off on CPU, where it measured neutral (0.96-1.03x, docs/performance.md)."""
+    off on CPU, where interleaved runs disagreed (stage 1 1.00-1.10x, stage 2 0.86-1.10x: noise;
+    docs/performance.md)."""
     autocast: Autocast = "auto"
     """Mixed precision of the synthesis and losses. ``auto``: bf16 on CUDA devices that support it, else
     off; CPU always runs fp32 (bf16 on CPU is slower here and changes results)."""
