@@ -22,37 +22,27 @@ from typing import Any
 
 import typer
 
+from sym3dinv.cli.options import DEFAULT, Flag, config_options
+from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig
+from sym3dinv.config.store import StoreConfig
+
+DEMO_CONFIG = PipelineConfig(preset="cpu-demo", mode="spi")
+"""What ``sym3dinv demo`` runs (only ``--generator`` can change): the reduced CPU preset."""
+DEMO_EXECUTION = ExecutionConfig(shard_size=2, gpus_per_actor=0.0)
+
 _DEFAULT_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
                 "PREFECT_LOGGING_EXTRA_LOGGERS": "sym3dinv"}
 
-_SET = typer.Option([], "--set", help="Inversion override key=value, e.g. stage1.steps=50.")
-_VIEW = typer.Option([], "--view", help="Camera to render as 'yaw,pitch' in radians (repeat).")
 _DEMO_OUT = typer.Option(None, "--out", help="Where to put the run store (default: a temp dir).")
 
 
-def _parse_sets(sets: list[str]) -> dict[str, Any]:
-    import json
-
-    out: dict[str, Any] = {}
-    for s in sets:
-        key, sep, raw = s.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--set wants key=value, got {s!r}")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
-
-
-def _parse_views(views: list[str]) -> list[tuple[float, float]] | None:
-    if not views:
-        return None
-    out = []
-    for v in views:
-        yaw, _, pitch = v.partition(",")
-        out.append((float(yaw), float(pitch or 0.0)))
-    return out
+def parse_view(text: str) -> tuple[float, float]:
+    """``--view 'yaw,pitch'`` in radians (pitch defaults to 0)."""
+    yaw, _, pitch = text.partition(",")
+    try:
+        return (float(yaw), float(pitch or 0.0))
+    except ValueError as exc:
+        raise typer.BadParameter(f"--view wants 'yaw,pitch' in radians, got {text!r}") from exc
 
 
 def _count_rows(out: str, storage_options: dict[str, Any]) -> int:
@@ -107,32 +97,25 @@ def _report(summary: Any) -> None:
     typer.echo(f"report:  {summary.store}/reports/{summary.run_id}/index.html  (and the Prefect artifacts)")
 
 
+@config_options(StoreConfig, param="storage", fields=("endpoint_url",))
+@config_options(ExecutionConfig, param="execution", flags={"num_actors": Flag(("--actors",))})
+@config_options(PipelineConfig, flatten=("render",), exclude=("losses",), sets="stage1.steps=50 or align.min_confidence=0.3",
+                flags={"render.views": Flag(("--view",), parser=parse_view, only=True)})
 def invert(
     input: str = typer.Argument(..., help="Folder, glob, fsspec URL or EG3D dataset.json."),
     out: str = typer.Option(..., "--out", help="Run store URL (path, file://, s3://...)."),
-    generator: str = typer.Option("synthheads", help="'synthheads' or an EG3D pickle / checkpoint path or URL."),
-    mode: str = typer.Option("spi", help="spi | pti | w+"),
-    preset: str = typer.Option("paper", help="paper | cpu | smoke | cpu-demo"),
-    set_: list[str] = _SET,
-    view: list[str] = _VIEW,
-    shard_size: int = typer.Option(16, help="Items per shard (one index part each)."),
-    actors: int = typer.Option(2, help="Ray actors (each holds one generator)."),
-    gpus_per_actor: float = typer.Option(0.0, help="GPUs per actor (0 = CPU)."),
-    items_per_call: int = typer.Option(0, help="Items an actor inverts with one shared stage-1 batch "
-                                               "(0 = the preset's stage1.batch_size on GPU actors, 1 on CPU)."),
-    resume: bool = typer.Option(True, help="Skip items already done under the same config."),
-    ray_address: str | None = typer.Option(None, help="Ray cluster (ray://host:10001); default RAY_ADDRESS or local."),
-    endpoint_url: str | None = typer.Option(None, help="S3-compatible endpoint for s3:// URLs."),
+    config: PipelineConfig = DEFAULT,
+    execution: ExecutionConfig = DEFAULT,
+    storage: StoreConfig = DEFAULT,
 ) -> None:
     """Invert every portrait under INPUT into the run store --out."""
+    from sym3dinv.perf import cpu_numerics
     from sym3dinv.pipeline import list_inputs
 
-    opts: dict[str, Any] = {"client_kwargs": {"endpoint_url": endpoint_url}} if endpoint_url else {}
+    cpu_numerics()
+    opts = storage.storage_options()
     total = len(list_inputs(input, opts))
-    summary = _run_with_progress(total, out, opts, input=input, generator=generator, mode=mode, preset=preset,
-                                 overrides=_parse_sets(set_), views=_parse_views(view), shard_size=shard_size,
-                                 num_actors=actors, gpus_per_actor=gpus_per_actor, resume=resume,
-                                 ray_address=ray_address, items_per_actor_call=items_per_call)
+    summary = _run_with_progress(total, out, opts, input=input, config=config, execution=execution)
     _report(summary)
 
 
@@ -141,15 +124,18 @@ def demo_folder() -> Path:
     return Path(str(resources.files("sym3dinv") / "assets" / "demo"))
 
 
+@config_options(ExecutionConfig, param="execution", fields=("num_actors",), base=lambda: DEMO_EXECUTION,
+                flags={"num_actors": Flag(("--actors",))})
+@config_options(PipelineConfig, fields=("generator",), base=lambda: DEMO_CONFIG)
 def demo(
     out: Path | None = _DEMO_OUT,
-    actors: int = typer.Option(2, help="Ray actors."),
-    generator: str = typer.Option("synthheads", help="Generator (default: the embedded SynthHeads one)."),
+    config: PipelineConfig = DEFAULT,
+    execution: ExecutionConfig = DEFAULT,
 ) -> None:
     """Run the main job on the small bundled sample with the CPU demo preset; print where results are."""
-    import torch
+    from sym3dinv.perf import cpu_numerics
 
-    torch.set_flush_denormal(True)
+    cpu_numerics()
     folder = demo_folder()
     if not folder.is_dir():
         raise typer.BadParameter(f"bundled demo sample missing at {folder}; reinstall sym3dinv")
@@ -158,8 +144,7 @@ def demo(
     shutil.copytree(folder, work, dirs_exist_ok=True)
     t0 = time.perf_counter()
     n = len([p for p in work.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")])
-    summary = _run_with_progress(n, str(dest), {}, input=str(work), generator=generator, mode="spi",
-                                 preset="cpu-demo", shard_size=2, num_actors=actors, gpus_per_actor=0.0)
+    summary = _run_with_progress(n, str(dest), {}, input=str(work), config=config, execution=execution)
     _report(summary)
     typer.echo(f"demo finished in {time.perf_counter() - t0:.0f} s; store at {dest}")
 

@@ -65,17 +65,19 @@ def run_splitting(fn: Callable[[Sequence[T]], Sequence[R]], items: Sequence[T]) 
         batch = items[lo:hi]
         report.calls.append(len(batch))
         res: list[R] | None = None
+        reason = ""  # the message only: the exception's frames hold the batch's tensors
         try:
             res = list(fn(batch))
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
             report.ooms += 1
+            reason = str(exc)
         if res is None:  # retried outside the except block, so the failed call's frames (tensors) are freed
             release_memory()
             if hi - lo == 1:
                 log.warning("item %d runs out of memory on its own; recording it as out_of_memory", lo)
-                out[lo] = OutOfMemoryItemError(f"out of memory even as a batch of one (item {lo})")
+                out[lo] = OutOfMemoryItemError(f"out of memory even as a batch of one (item {lo}): {reason}")
                 return
             mid = (lo + hi) // 2
             log.info("out of memory on a batch of %d; retrying as %d + %d", hi - lo, mid - lo, hi - mid)

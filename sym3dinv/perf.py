@@ -86,15 +86,30 @@ def resolve(cfg: PerformanceConfig, device: torch.device | str, *, bf16_supporte
     )
 
 
+def cpu_numerics(threads: int | None = None) -> None:
+    """Process-wide CPU numerics for an entry point (a CLI command, an actor's start-up, a benchmark):
+    flush denormals (they make CPU convolutions many times slower late in optimisation) and, when given,
+    the torch thread count. Library constructors never call this; the entry point owns the process."""
+    torch.set_flush_denormal(True)
+    if threads is not None and threads > 0:
+        torch.set_num_threads(threads)
+
+
+def flush_denormal_enabled() -> bool:
+    """Whether denormals flush to zero in this thread (torch has no getter: a denormal is probed)."""
+    return float(torch.tensor([1e-40], dtype=torch.float32).mul(1.0)) == 0.0
+
+
 @contextlib.contextmanager
 def device_settings(perf: ResolvedPerf) -> Iterator[None]:
-    """Process-wide numeric settings for the duration of an inversion, restored afterwards.
+    """Process-wide numeric settings for the duration of an inversion, all restored afterwards.
 
-    CPU: flush denormals (they make CPU convolutions many times slower late in optimisation).
+    CPU: flush denormals (an entry point normally did already: :func:`cpu_numerics`).
     CUDA: TF32 for matmuls and cuDNN convolutions when ``perf.tf32``.
     """
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    if perf.device_type == "cpu":
+    flushed = flush_denormal_enabled()
+    if perf.device_type == "cpu" and not flushed:
         torch.set_flush_denormal(True)
     if perf.device_type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = perf.tf32
@@ -103,6 +118,8 @@ def device_settings(perf: ResolvedPerf) -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        if flush_denormal_enabled() != flushed:
+            torch.set_flush_denormal(flushed)
 
 
 def autocast(perf: ResolvedPerf) -> contextlib.AbstractContextManager[Any]:

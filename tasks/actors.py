@@ -12,7 +12,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,29 +20,31 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, WorkerCrashedError
 
+from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig
 from sym3dinv.errors import WorkerLostError
-from sym3dinv.pipeline import InputItem, ItemProcessor, PipelineConfig, code_version, matches, resolve_device
+from sym3dinv.pipeline.inputs import InputItem
+from sym3dinv.pipeline.processor import ItemProcessor, code_version, resolve_device
 from sym3dinv.store import IndexRow, RunStore, failure_row
 
 log = logging.getLogger(__name__)
-
-FAULT_HANG_ENV = "SYM3DINV_FAULT_HANG"
-"""Test hook: ``<glob>:<marker path>``. The first actor that gets a matching file writes its pid to the
-marker and sleeps, so a test can kill that process for real. Inert unless the env var is set."""
 
 _LOST = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
 
 
 class InversionActor:
-    """One worker: loads the generator (and losses) once, then processes many items."""
+    """One worker: loads the generator (and losses) once, then processes many items.
+
+    Its start-up is the worker process's entry point, so it sets the numerics (flush denormals, one
+    torch thread per CPU Ray gave it) before anything runs."""
 
     def __init__(self, config: PipelineConfig, num_gpus: float, storage_options: Mapping[str, Any],
                  adopt: bool = True) -> None:
-        import torch
+        from sym3dinv.perf import cpu_numerics
 
-        if num_gpus <= 0:
-            torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
         self.device = resolve_device(num_gpus)
+        if self.device == "cpu":  # CPU actors: as many torch threads as CPUs Ray assigned
+            cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+            cpu_numerics(max(1, int(cpus)) if num_gpus <= 0 else None)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{self.device}"
         self.proc = ItemProcessor(config, self.device, storage_options=storage_options, adopt=adopt)
         log.info("actor %s ready (generator %s)", self.worker, config.generator)
@@ -53,20 +54,7 @@ class InversionActor:
 
     def process(self, items: Sequence[InputItem], store: RunStore, attempts: Sequence[int]) -> list[IndexRow]:
         """One row per item; several items share stage-1 batches (``ItemProcessor.process_many``)."""
-        for item in items:
-            _fault_hook(item)
         return self.proc.process_many(items, store, attempts, worker=self.worker)
-
-
-def _fault_hook(item: InputItem) -> None:
-    spec = os.environ.get(FAULT_HANG_ENV)
-    if not spec:
-        return
-    pattern, marker = spec.split(":", 1)
-    if matches(item.uri, pattern) and not os.path.exists(marker):
-        with open(marker, "w") as f:
-            f.write(str(os.getpid()))
-        time.sleep(600)
 
 
 @dataclass(frozen=True)
@@ -92,9 +80,16 @@ class PoolSpec:
         share = -(-queued // max(1, self.num_actors))
         return max(1, min(self.items_per_call, share))
 
+    @classmethod
+    def for_run(cls, execution: ExecutionConfig, stage1_batch: int) -> PoolSpec:
+        """The pool of a bulk run (actor restarts adopt committed attempts only when resuming)."""
+        return cls(num_actors=execution.num_actors, num_gpus=execution.gpus_per_actor,
+                   max_attempts=execution.max_attempts, adopt_committed=execution.resume,
+                   items_per_call=items_per_call(execution.items_per_call, execution.gpus_per_actor, stage1_batch))
+
 
 def items_per_call(requested: int, num_gpus: float, stage1_batch: int) -> int:
-    """The flow's ``items_per_actor_call``: ``requested`` when > 0, else the stage-1 batch size on GPU
+    """``ExecutionConfig.items_per_call``: ``requested`` when > 0, else the stage-1 batch size on GPU
     actors and 1 on CPU ones (per-item latency and balance matter more there than the 1.03x)."""
     if requested > 0:
         return requested
@@ -106,10 +101,8 @@ class ActorPool:
 
     def __init__(self, config: PipelineConfig, spec: PoolSpec, storage_options: Mapping[str, Any] | None = None) -> None:
         self.config, self.spec, self.options = config, spec, dict(storage_options or {})
-        env = {k: v for k, v in os.environ.items() if k == FAULT_HANG_ENV}
         self._cls = ray.remote(InversionActor).options(  # type: ignore[attr-defined]
-            num_cpus=spec.num_cpus, num_gpus=spec.num_gpus, max_restarts=0,
-            runtime_env={"env_vars": env} if env else None)
+            num_cpus=spec.num_cpus, num_gpus=spec.num_gpus, max_restarts=0)
         self._lock = threading.Lock()
         self.actors = [self._new() for _ in range(spec.num_actors)]
         self.load = [0] * spec.num_actors

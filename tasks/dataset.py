@@ -29,6 +29,10 @@ def plan_task(store: str, out: str, config: DatasetConfig, identities: list[str]
       retry_condition_fn=transient, cache_policy=NO_CACHE)
 def build_shard_task(shard_id: str, store: str, out: str, config: DatasetConfig, ids: list[str],
                      storage_options: Mapping[str, Any], out_storage_options: Mapping[str, Any] | None) -> ShardResult:
+    if config.device == "cpu":  # a shard task is where a worker thread starts rendering: its numerics
+        from sym3dinv.perf import cpu_numerics
+
+        cpu_numerics()
     res = build_shard(store, out, config, ids, storage_options=storage_options, out_storage_options=out_storage_options)
     get_run_logger().info("shard %s: %d built, %d skipped, %d failed, %d images in %.1f s", shard_id, len(res.built),
                           len(res.skipped), len(res.failed), res.images, res.seconds)

@@ -1,8 +1,9 @@
-"""Prefect tasks of the bulk flow: list inputs, drop finished ones, process one shard on the actor pool."""
+"""Prefect tasks of the bulk flow: list inputs, drop finished ones, process the shards on the actor pool."""
 
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
 import time
 from collections.abc import Mapping
@@ -11,12 +12,13 @@ from datetime import timedelta
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import update_progress_artifact
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig
 from sym3dinv.errors import ConfigError
-from sym3dinv.pipeline import InputItem, PipelineConfig, list_inputs
+from sym3dinv.pipeline.inputs import InputItem, list_inputs, shards
 from sym3dinv.store import RunStore
-from tasks.actors import ActorPool
+from tasks.actors import ActorPool, PoolSpec, ensure_ray
 
 
 @dataclass(frozen=True)
@@ -100,3 +102,34 @@ def process_shard(shard_id: str, items: list[InputItem], store: RunStore, config
     done = sum(r.status.value == "done" for r in rows)
     get_run_logger().info("shard %s: %d done, %d failed -> %s", shard_id, done, len(rows) - done, part)
     return ShardSummary(shard_id, len(rows), done, len(rows) - done, part, time.perf_counter() - t0)
+
+
+def invert_on_ray(todo: list[InputItem], store: RunStore, config: PipelineConfig, execution: ExecutionConfig,
+                  run_id: str, storage_options: Mapping[str, Any]) -> int:
+    """Every shard of ``todo`` as a :func:`process_shard` task on one actor pool; returns actor restarts.
+
+    Each run walks the items in its own order, so two runs started on one store at once do not move in
+    lockstep over the same items: with adoption of committed attempts (``PoolSpec.adopt_committed``)
+    this bounds duplicated work to the items both have in flight at the same moment.
+    """
+    random.Random(run_id).shuffle(todo)
+    progress = Progress(total=len(todo))
+    progress.artifact_id = create_progress_artifact(0.0 if todo else 100.0, key="bulk-invert-progress",
+                                                    description=f"Items finished in run {run_id}")
+    if not todo:
+        return 0
+    started = ensure_ray(execution.ray_address)
+    pool = ActorPool(config, PoolSpec.for_run(execution, config.inversion.stage1.batch_size), storage_options)
+    try:
+        shard_task = process_shard if execution.resume else process_shard.with_options(refresh_cache=True)
+        futures = [shard_task.submit(f"{i:05d}", shard, store, config, run_id, pool, progress)
+                   for i, shard in enumerate(shards(todo, execution.shard_size))]
+        summaries = [f.result() for f in futures]
+        get_run_logger().info("shards finished: %s", [(s.shard_id, s.done, s.failed) for s in summaries])
+        return pool.restarts
+    finally:
+        pool.shutdown()
+        if started:
+            import ray
+
+            ray.shutdown()

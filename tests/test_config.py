@@ -43,3 +43,44 @@ def test_speed_switches_do_not_change_the_resume_hash() -> None:
     assert base.config_hash == "92ff4eb09954949a"  # same as before the perf switches existed
     assert PipelineConfig(preset="cpu", overrides=(("perf.cache_target_features", False),)).config_hash == base.config_hash
     assert PipelineConfig(preset="cpu", overrides=(("stage1.steps", 5),)).config_hash != base.config_hash
+
+
+def test_config_hashes_of_existing_stores_do_not_move() -> None:
+    """Golden values computed by the code before the config moved to ``sym3dinv/config/`` (4e7fbc6): a store
+    written then must still find its items done. ``cpu-demo`` is an alias: it hashes like ``cpu``."""
+    from sym3dinv.config import AlignConfig, CameraSpec, DatasetConfig, PipelineConfig, RenderSpec
+
+    assert PipelineConfig().config_hash == "eb405ac0a86c9865"
+    assert PipelineConfig(preset="cpu-demo").config_hash == "92ff4eb09954949a"
+    assert PipelineConfig(generator="/x/tiny.safetensors", preset="balanced", mode="pti",
+                          render=RenderSpec(views=((0.0, 0.0), (0.3, 0.0)))).config_hash == "ed3006c16f29333d"
+    assert PipelineConfig(preset="fast", align=AlignConfig(min_confidence=0.3)).config_hash == "849f2f0c624245c9"
+    # overrides as a mapping or as pairs, in any order: one config
+    a = PipelineConfig(overrides={"stage1.steps": 5, "stage2.lr": 1e-3})
+    assert a == PipelineConfig(overrides=(("stage2.lr", 1e-3), ("stage1.steps", 5))).with_overrides({})
+    assert DatasetConfig().config_hash() == "171ea57915a48798"
+    assert DatasetConfig(cameras=CameraSpec(kind="orbit", n_views=8), mesh=True, mesh_formats=("ply", "glb"),
+                         resolution=64, shard_size=3).config_hash() == "ad342a276872f448"
+
+
+def test_pipeline_config_routes_sets_and_checks_losses() -> None:
+    from sym3dinv.config import PipelineConfig
+
+    cfg = PipelineConfig().with_set("align.min_confidence", 0.3).with_set("stage1.steps", 7)
+    assert cfg.align.min_confidence == 0.3 and cfg.overrides == (("stage1.steps", 7),)
+    assert cfg.inversion.stage1.steps == 7
+    assert cfg.with_set("render.depth", False).render.depth is False
+    with pytest.raises(ConfigError, match="unknown config field"):
+        cfg.with_set("stage1.stepz", 1)
+    with pytest.raises(ConfigError, match="unknown losses"):
+        PipelineConfig(losses="fast")
+    with pytest.raises(ConfigError, match="unknown preset"):
+        PipelineConfig(preset="turbo")
+
+
+def test_field_docs_are_read_from_the_source() -> None:
+    from sym3dinv.config import ExecutionConfig, field_docs
+
+    docs = field_docs(ExecutionConfig)
+    assert set(docs) == {f.name for f in dataclasses.fields(ExecutionConfig)}
+    assert docs["shard_size"] == "Items per shard (one index part each)."

@@ -60,13 +60,13 @@ def test_aligned_photos_pass_their_eye_and_mouth_boxes_to_stage2() -> None:
     the inversion's mirror branch as normalised FaceRegions."""
     import numpy as np
     from PIL import Image
-    from tiny import make_tiny
 
     from sym3dinv.invert.pseudo import DEFAULT_BOXES
     from sym3dinv.pipeline import ItemProcessor
+    from tests.plugin import CHEAP_LOSSES, make_tiny
 
     photo = Path(__file__).resolve().parents[1] / "sym3dinv" / "assets" / "demo" / "astronaut.jpg"
-    proc = ItemProcessor(PipelineConfig(preset="smoke", losses="fast"), generator=make_tiny())
+    proc = ItemProcessor(PipelineConfig(preset="smoke", losses=CHEAP_LOSSES), generator=make_tiny())
     try:
         image, camera, mask, regions = proc._align(np.asarray(Image.open(photo).convert("RGB")))
     finally:

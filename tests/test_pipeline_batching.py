@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from sym3dinv.invert.losses import LossFunctions, patch_contextual_loss
 from sym3dinv.pipeline import ItemProcessor, PipelineConfig, list_inputs
 from sym3dinv.store import RunStore
-from tests.flows.conftest import BAD, make_folder
+from tests.plugin import BAD, CHEAP_LOSSES, make_cheap_losses, make_folder
 
 STEPS = (("stage1.steps", 2), ("stage1.w_avg_samples", 64), ("stage2.steps", 2), ("stage2.pseudo_every", 2),
          ("stage2.lpips_threshold", 0.0), ("stage1.batch_size", 2))
@@ -21,15 +20,6 @@ STEPS = (("stage1.steps", 2), ("stage1.w_avg_samples", 64), ("stage2.steps", 2),
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_folder(tmp_path_factory.mktemp("in"), n_good=3)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from tiny import make_tiny
-
-    from sym3dinv.generator import save_generator
-
-    return save_generator(make_tiny(0), tmp_path_factory.mktemp("gen") / "tiny.safetensors")
 
 
 def _l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -42,8 +32,8 @@ def _ordered(folder: Path) -> list:
     return [items[n] for n in ("head0.png", "broken.png", "head1.png", "empty.jpg", "head2.png", "tiny.png")]
 
 
-def test_process_many_equals_one_by_one(folder: Path, checkpoint: str, tmp_path: Path) -> None:
-    config = PipelineConfig(generator=checkpoint, preset="smoke", mode="spi", losses="fast", overrides=STEPS)
+def test_process_many_equals_one_by_one(folder: Path, tiny_checkpoint: str, tmp_path: Path) -> None:
+    config = PipelineConfig(generator=tiny_checkpoint, preset="smoke", mode="spi", losses=CHEAP_LOSSES, overrides=STEPS)
     items = _ordered(folder)
     proc = ItemProcessor(config)
     events: list[str] = []
@@ -70,7 +60,7 @@ def test_process_many_equals_one_by_one(folder: Path, checkpoint: str, tmp_path:
         assert set(b.outputs) == set(s.outputs) and "delta" in b.outputs
 
 
-def test_failing_batch_is_redone_item_by_item(folder: Path, checkpoint: str, tmp_path: Path,
+def test_failing_batch_is_redone_item_by_item(folder: Path, tiny_checkpoint: str, tmp_path: Path,
                                               caplog: pytest.LogCaptureFixture) -> None:
     """A loss that raises in stage 2 for one target (head1, the middle one) sinks its batch; the batch's
     other items are redone alone and finish, and the error is recorded against head1 only."""
@@ -86,8 +76,8 @@ def test_failing_batch_is_redone_item_by_item(folder: Path, checkpoint: str, tmp
             raise RuntimeError("poisoned target")  # stage 2's input-view loss of head1 (stage 1 sees pairs)
         return _l1(x, y)
 
-    losses = LossFunctions(perceptual=perceptual, contextual=patch_contextual_loss, lpips_metric=_l1)
-    config = PipelineConfig(generator=checkpoint, preset="smoke", mode="pti", losses="fast",
+    losses = make_cheap_losses(perceptual, metric=_l1)
+    config = PipelineConfig(generator=tiny_checkpoint, preset="smoke", mode="pti", losses=CHEAP_LOSSES,
                             overrides=(*STEPS, ("stage1.batch_size", 3), ("stage2.lpips_resolution", 128)))
     proc = ItemProcessor(config, losses=losses)
     store = RunStore(str(tmp_path / "s"))
@@ -101,7 +91,7 @@ def test_failing_batch_is_redone_item_by_item(folder: Path, checkpoint: str, tmp
     assert len(store.committed_attempts(rows[0].id)) == 1
 
 
-def test_out_of_memory_splits_the_batch_in_halves(folder: Path, checkpoint: str, tmp_path: Path,
+def test_out_of_memory_splits_the_batch_in_halves(folder: Path, tiny_checkpoint: str, tmp_path: Path,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     """A device budget of 4 renders per loss call (the real CUDA OOM class past it): a stage-1 batch of 3
     images (6 renders with their mirror views) does not fit, its halves (1 + 2) do; every item finishes."""
@@ -112,16 +102,16 @@ def test_out_of_memory_splits_the_batch_in_halves(folder: Path, checkpoint: str,
         return _l1(x, y)
 
     items = [i for i in _ordered(folder) if Path(i.uri).name.startswith("head")]
-    losses = LossFunctions(perceptual=perceptual, contextual=patch_contextual_loss, lpips_metric=_l1)
-    config = PipelineConfig(generator=checkpoint, preset="smoke", mode="spi", losses="fast",
+    losses = make_cheap_losses(perceptual, metric=_l1)
+    config = PipelineConfig(generator=tiny_checkpoint, preset="smoke", mode="spi", losses=CHEAP_LOSSES,
                             overrides=(*STEPS, ("stage1.batch_size", 3)))
     events: list[int] = []
-    with caplog.at_level("WARNING", logger="sym3dinv.pipeline"):
+    with caplog.at_level("INFO", logger="sym3dinv"):
         rows = ItemProcessor(config, losses=losses).process_many(
             items, RunStore(str(tmp_path / "s")), progress=lambda stage, step, *_: events.append(step))
     assert [r.status.value for r in rows] == ["done"] * 3
-    assert "out of memory in a stage-1 batch of 3 items after 0 were written; retrying the other 3 as 1 + 2" \
-        in caplog.text
+    assert "out of memory in a stage-1 batch of 3 items after 0 were written; splitting it" in caplog.text
+    assert "out of memory on a batch of 3; retrying as 1 + 2" in caplog.text  # batching.run_splitting
     assert events == [0, 1, 0, 1] + [0, 1, 0, 1, 0, 1]  # stage 1 of [head0], stage 2, then [head1, head2]
 
 

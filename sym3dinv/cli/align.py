@@ -39,7 +39,6 @@ def evaluate(
     threads: int = typer.Option(1, help="Torch threads for rendering."),
 ) -> None:
     """Measure pose accuracy: mirror consistency on offline real faces, known cameras on SynthHeads."""
-    import torch
 
     from sym3dinv.align import FaceAligner
     from sym3dinv.align.evaluate import (
@@ -49,9 +48,9 @@ def evaluate(
         synthheads_accuracy,
     )
     from sym3dinv.config.align import AlignConfig
+    from sym3dinv.perf import cpu_numerics
 
-    torch.set_flush_denormal(True)
-    torch.set_num_threads(threads)
+    cpu_numerics(threads)
     with FaceAligner(AlignConfig(min_confidence=0.0, min_face_size=16)) as a:
         reports = {"portraits (astronaut, grace_hopper)": mirror_consistency(a, offline_portraits().values()),
                    "lfw_subset (100 faces, 25 px upscaled)": mirror_consistency(a, lfw_subset_faces())}

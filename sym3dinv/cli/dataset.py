@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
+
+from sym3dinv.cli.options import DEFAULT, Flag, config_options
+from sym3dinv.config.dataset import DatasetConfig, EditSpec
+from sym3dinv.config.store import StoreConfig
+from sym3dinv.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, help="Build multi-view datasets (EG3D dataset.json, nerfstudio transforms.json, Parquet).")
 
@@ -59,52 +66,41 @@ def parse_edits(specs: list[str]) -> list[tuple[str, str, tuple[float, ...]]]:
     return out
 
 
+def _range(what: str) -> Callable[[str], tuple[float, float]]:
+    return lambda text: parse_range(text, what)
+
+
 @app.command("build")
+@config_options(StoreConfig, param="storage", fields=("endpoint_url",))
+@config_options(DatasetConfig, flatten=("cameras",), exclude=("edits", "shard_size"), flags={
+    "cameras.kind": Flag(("--cameras",), only=True),
+    "cameras.n_views": Flag(("--views",)),
+    "cameras.labels_path": Flag(("--labels",)),
+    "cameras.yaw_range": Flag(parser=_range("--yaw-range")),
+    "cameras.pitch_range": Flag(parser=_range("--pitch-range")),
+    "mesh_formats": Flag(("--mesh-format",))})
 def build(
     store: str = typer.Argument(..., help="Run store URL (path, file://, s3://...)."),
     out: str = typer.Argument(..., help="Dataset output URL (path, file://, s3://, memory://)."),
-    cameras: str = typer.Option("grid", "--cameras", help="grid | orbit | ffhq | labels"),
-    yaw_range: str = typer.Option("-0.6,0.6", "--yaw-range", help="LOW,HIGH radians (EG3D sampler yaw)."),
-    pitch_range: str = typer.Option("-0.25,0.25", "--pitch-range", help="LOW,HIGH radians."),
-    n_yaw: int = typer.Option(5, "--n-yaw", help="grid: yaw steps."),
-    n_pitch: int = typer.Option(3, "--n-pitch", help="grid: pitch steps."),
-    views: int = typer.Option(16, "--views", help="orbit / ffhq / labels: number of views."),
-    seed: int = typer.Option(0, "--seed", help="ffhq / labels: sampling seed."),
-    labels: str | None = typer.Option(None, "--labels", help="labels: an EG3D dataset.json to draw poses from."),
-    resolution: int | None = typer.Option(None, "--resolution", help="RGB side (default: the generator's)."),
-    depth_resolution: int | None = typer.Option(None, "--depth-resolution",
-                                                help="Depth/alpha side (default: neural rendering resolution)."),
-    mask_threshold: float = typer.Option(0.9, "--mask-threshold", help="mask = alpha > this."),
-    mesh: bool = typer.Option(False, "--mesh", help="Also extract a coloured mesh per identity and edit."),
-    mesh_resolution: int = typer.Option(128, "--mesh-resolution", help="Marching-cubes grid side."),
-    mesh_threshold: float = typer.Option(10.0, "--mesh-threshold", help="Raw density level (EG3D: 10)."),
-    mesh_format: str = typer.Option("ply", "--mesh-format", help="ply, glb or ply,glb"),
+    config: DatasetConfig = DEFAULT,
+    storage: StoreConfig = DEFAULT,
     edit: list[str] = _EDIT,
     identity: list[str] = _IDENTITY,
-    generator: str | None = typer.Option(None, "--generator", help="Override the generator recorded per item."),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
-    endpoint_url: str | None = typer.Option(None, "--endpoint-url", help="S3-compatible endpoint for s3:// URLs."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Render every done identity of STORE into a multi-view dataset at OUT (resumable)."""
     import dataclasses
     import json
 
-    from sym3dinv.dataset import CameraSpec, DatasetConfig, EditSpec, build_dataset
-    from sym3dinv.errors import ConfigError
+    from sym3dinv.dataset import build_dataset
+    from sym3dinv.perf import cpu_numerics
 
-    opts = {"client_kwargs": {"endpoint_url": endpoint_url}} if endpoint_url else {}
+    if config.device == "cpu":
+        cpu_numerics()
     try:
-        spec = CameraSpec(kind=cameras, yaw_range=parse_range(yaw_range, "--yaw-range"),
-                          pitch_range=parse_range(pitch_range, "--pitch-range"), n_yaw=n_yaw, n_pitch=n_pitch,
-                          n_views=views, seed=seed, labels_path=labels)
-        config = DatasetConfig(cameras=spec, resolution=resolution, depth_resolution=depth_resolution,
-                               mask_threshold=mask_threshold, mesh=mesh, mesh_resolution=mesh_resolution,
-                               mesh_threshold=mesh_threshold,
-                               mesh_formats=tuple(f.strip() for f in mesh_format.split(",") if f.strip()),
-                               edits=tuple(EditSpec(n, p, s) for n, p, s in parse_edits(edit)),
-                               generator=generator, device=device)
-        summary = build_dataset(store, out, config, identities=list(identity) or None, storage_options=opts)
+        config = dataclasses.replace(config, edits=tuple(EditSpec(n, p, s) for n, p, s in parse_edits(edit)))
+        summary = build_dataset(store, out, config, identities=list(identity) or None,
+                                storage_options=storage.storage_options())
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -51,13 +51,11 @@ def build_attribute_set(
     """Latents of SynthHeads identities with their ground-truth attributes (minutes on CPU)."""
     import time
 
-    import torch
-
     from sym3dinv.edit.build import build_attribute_set as build
     from sym3dinv.errors import ConfigError
+    from sym3dinv.perf import cpu_numerics
 
-    if threads > 0:
-        torch.set_num_threads(threads)
+    cpu_numerics(threads if threads > 0 else None)
     t0 = time.perf_counter()
     if meters_only:
         from sym3dinv.edit.build import remeasure

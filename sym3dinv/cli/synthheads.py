@@ -10,10 +10,9 @@ app = typer.Typer(no_args_is_help=True, help="SynthHeads: procedural 3D heads wi
 
 
 def _numerics(threads: int) -> None:
-    import torch
+    from sym3dinv.perf import cpu_numerics
 
-    torch.set_flush_denormal(True)  # denormals make CPU math many times slower
-    torch.set_num_threads(threads)  # the tracer's ops are small: 1 thread per process is fastest
+    cpu_numerics(threads)  # the tracer's ops are small: 1 thread per process is fastest
 
 
 def _background(value: str) -> tuple[float, float, float]:

@@ -1,4 +1,9 @@
-"""Typed, frozen configuration for every stage; the method's numbers (METHOD.md) are the defaults.
+"""Typed, frozen configuration for every job; the method's numbers (METHOD.md) are the defaults.
+
+One module per job: ``pipeline`` (the bulk inversion: :class:`PipelineConfig`, :class:`ExecutionConfig`),
+``dataset`` (multi-view datasets), ``invert`` (stages 1 and 2), ``align``, ``store``; ``presets`` is the one
+registry of named inversion presets, and ``core`` holds the shared mechanics (hash, overrides, field docs).
+The command line (``sym3dinv.cli.options``) and the Prefect flows are generated from these classes.
 
 Config modules never import torch, so a flow can validate parameters without loading models.
 ``config_hash`` of the configs that shape an item's outputs is stored in the run index and drives resume.
@@ -6,117 +11,32 @@ Config modules never import torch, so a flow can validate parameters without loa
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-from typing import Any
-
 from sym3dinv.config.align import AlignConfig
-from sym3dinv.config.generator import FFHQ_RENDERING, GeneratorConfig, RenderingConfig
+from sym3dinv.config.core import config_hash, field_docs, replace_path, to_dict
+from sym3dinv.config.dataset import CameraSpec, DatasetConfig, EditSpec
+from sym3dinv.config.generator import FFHQ_RENDERING, RenderingConfig
 from sym3dinv.config.invert import InversionConfig, Mode, Stage1Config, Stage2Config
+from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig, RenderSpec
+from sym3dinv.config.store import RetryPolicy, StoreConfig
 
 __all__ = [
     "FFHQ_RENDERING",
     "AlignConfig",
-    "GeneratorConfig",
+    "CameraSpec",
+    "DatasetConfig",
+    "EditSpec",
+    "ExecutionConfig",
     "InversionConfig",
     "Mode",
+    "PipelineConfig",
+    "RenderSpec",
     "RenderingConfig",
+    "RetryPolicy",
     "Stage1Config",
     "Stage2Config",
+    "StoreConfig",
     "config_hash",
+    "field_docs",
     "replace_path",
     "to_dict",
 ]
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    """Plain JSON-able dict of a (nested) config dataclass."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str))
-
-
-def _hashed_dict(cfg: Any) -> Any:
-    """``to_dict`` without fields marked ``metadata={"hash": False}`` (speed switches that leave outputs the same)."""
-    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-        return {f.name: _hashed_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
-                if f.metadata.get("hash", True)}
-    return json.loads(json.dumps(cfg, sort_keys=True, default=str)) if not isinstance(cfg, tuple | list) else [
-        _hashed_dict(v) for v in cfg]
-
-
-def config_hash(*cfgs: Any) -> str:
-    """Stable 16-hex-digit hash of one or more configs (field order and float repr independent).
-
-    Fields marked ``metadata={"hash": False}`` do not count: switching a speed option must not make a
-    store's finished items look undone."""
-    blob = json.dumps([type(c).__name__ for c in cfgs] + [_hashed_dict(c) for c in cfgs], sort_keys=True,
-                      default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _coerce(current: Any, value: Any, path: str) -> Any:
-    """``value`` as the type of the field's current value, or ConfigError. Strings are read as JSON (CLI
-    ``--set``); JSON values from flow parameters are checked too. Never truncates (``"1.5"`` is not an
-    int), never overflows (``1e400``), never lets NaN/inf into a float field, and a bool is only a bool.
-    Found by the property tests in ``tests/reliability/test_properties.py``."""
-    import math
-
-    from sym3dinv.errors import ConfigError
-
-    want = type(current)
-    if isinstance(value, str) and want is not str:
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise ConfigError(f"{path}: cannot read {value!r} as {want.__name__}") from exc
-    bad = ConfigError(f"{path}: expected {want.__name__}, got {value!r} ({type(value).__name__})")
-    if want is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if want is int:
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if want is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise bad
-        return float(value)
-    if want is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
-    if want is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
-        if not current:
-            return tuple(value)
-        return tuple(_coerce(current[min(i, len(current) - 1)], v, f"{path}[{i}]") for i, v in enumerate(value))
-    return value
-
-
-def replace_path(cfg: Any, path: str, value: Any) -> Any:
-    """``replace_path(cfg, "stage1.steps", 20)``: a copy with one nested field changed, type-checked.
-
-    Used by the CLI's ``--set key=value`` overrides and by flow parameters; unknown keys are errors.
-    """
-    from sym3dinv.errors import ConfigError
-
-    head, _, rest = path.partition(".")
-    fields = {f.name: f for f in dataclasses.fields(cfg)}
-    if head not in fields:
-        raise ConfigError(f"unknown config field {head!r} in {type(cfg).__name__}; known: {sorted(fields)}")
-    current = getattr(cfg, head)
-    if rest:
-        if not dataclasses.is_dataclass(current):
-            raise ConfigError(f"{type(cfg).__name__}.{head} has no sub-fields (asked for {path!r})")
-        return dataclasses.replace(cfg, **{head: replace_path(current, rest, value)})
-    if current is not None:
-        value = _coerce(current, value, path)
-    new = dataclasses.replace(cfg, **{head: value})
-    validate = getattr(new, "validate", None)
-    if callable(validate):
-        validate()
-    return new

@@ -33,20 +33,3 @@ class RenderingConfig:
 
 
 FFHQ_RENDERING = RenderingConfig()
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    """Which generator to load and how to run it."""
-
-    source: str = "synthheads"
-    """``synthheads`` (embedded default), a local path or fsspec URL of an EG3D ``.pkl`` or our
-    ``.safetensors`` + ``.json`` pair."""
-    device: str = "auto"
-    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``, ``cuda:N``."""
-    precision: str = "fp32"
-    """``fp32`` everywhere; ``bf16``/``fp16`` autocast on GPU only (CPU always runs fp32)."""
-    allow_tf32: bool = True
-    """TF32 matmuls on Ampere+ GPUs, set by the caller's numerics context, never by the library."""
-    compile: bool = False
-    """``torch.compile`` the synthesis hot path (falls back with one warning when unavailable)."""

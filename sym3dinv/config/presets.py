@@ -7,6 +7,11 @@ their time is in docs/performance.md (speed/quality knob: paper > balanced > fas
 ``cpu`` is a reduced-step configuration that still shows the symmetry prior's effect on CPU with the
 embedded 128-px SynthHeads generator (losses at the generator's resolution, fewer mean-w samples).
 ``smoke`` is for tests and demos that only need the pipeline to run end to end.
+``cpu-demo`` (an alias of ``cpu``) is what ``sym3dinv demo`` runs.
+
+This is the one registry of presets: :class:`~sym3dinv.config.pipeline.PipelineConfig`'s ``preset`` field
+takes its choices from :data:`PRESET_NAMES`, and so do the command line and the Prefect parameter form.
+To add a preset, add an entry to :data:`PRESETS` (or :data:`ALIASES`) here; nothing else changes.
 """
 
 from __future__ import annotations
@@ -36,11 +41,17 @@ PRESETS: dict[str, InversionConfig] = {
 }
 
 
+ALIASES: dict[str, str] = {"cpu-demo": "cpu"}
+"""Other names of presets (the demo's); an alias hashes like its preset, so stores resume across them."""
+
+PRESET_NAMES: tuple[str, ...] = (*PRESETS, *ALIASES)
+
+
 def preset(name: str, mode: str | None = None) -> InversionConfig:
-    """A named preset, optionally switched to another mode (``w+``, ``pti``, ``spi``)."""
+    """A named preset (or alias), optionally switched to another mode (``w+``, ``pti``, ``spi``)."""
     from sym3dinv.errors import ConfigError
 
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
-    cfg = PRESETS[name]
+    if name not in PRESET_NAMES:
+        raise ConfigError(f"unknown preset {name!r}; known: {sorted(PRESET_NAMES)}")
+    cfg = PRESETS[ALIASES.get(name, name)]
     return replace(cfg, mode=mode) if mode is not None else cfg

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sym3dinv.config.core import PYDANTIC_CONFIG
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -15,11 +17,16 @@ class RetryPolicy:
     defaults a write survives an endpoint outage of about 30 s (0.5+1+2+4+8+15 s) before failing.
     """
 
+    __pydantic_config__ = PYDANTIC_CONFIG
+
     attempts: int = 7
     """Total tries (first try included); 1 disables retrying."""
     base_delay_s: float = 0.5
+    """Wait before the first retry, seconds."""
     multiplier: float = 2.0
+    """Each further wait is this many times the previous one."""
     max_delay_s: float = 15.0
+    """Longest single wait, seconds."""
 
     def __post_init__(self) -> None:
         from sym3dinv.errors import ConfigError
@@ -34,16 +41,15 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """Where a job writes; credentials never live here (use env vars/profiles or storage_options)."""
+    """Where a job reads or writes; credentials never live here (use env vars/profiles or storage_options).
+    The command line's ``--endpoint-url`` is generated from this class."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
 
     url: str = "./runs/default"
     """Root URL: ``/path``, ``file://``, ``s3://bucket/prefix`` or ``memory://``."""
     endpoint_url: str | None = None
-    """S3-compatible endpoint (MinIO, moto, R2); None = AWS default."""
-    depth_format: str = "npy"
-    """``npy`` (float32, exact) or ``png16`` (16-bit PNG over the ray range 2.25-3.3)."""
-    strict_index: bool = False
-    """True: a corrupt index part stops reads; False: it is logged, reported and skipped."""
+    """S3-compatible endpoint for s3:// URLs (MinIO, moto, R2); default: AWS."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     """Backoff for transient object-store errors (see :class:`RetryPolicy`)."""
 

@@ -2,18 +2,18 @@
 with its tuned generator (RGB, depth, alpha/mask), optional meshes and latent edits, written as an EG3D
 ``dataset.json``, nerfstudio ``transforms.json`` scenes and a Parquet index, resumably, to any fsspec URL.
 
-Public calls: :func:`build_dataset` (with :class:`DatasetConfig`, :class:`CameraSpec`, :class:`EditSpec`), or
+Public calls: :func:`build_dataset` (with :class:`DatasetConfig`, :class:`CameraSpec`, :class:`EditSpec`, defined
+in ``sym3dinv.config.dataset``), or
 its parts :func:`plan_dataset` / :func:`build_shard` / :func:`finalize_dataset` (what the flow's tasks call);
 :func:`camera_set`. Modules: ``render`` (``render_identity``), ``mesh`` (``extract_mesh``,
 ``mesh_from_density``, ``depth_map``), ``exports`` (the formats and their camera conventions).
 """
 
+from sym3dinv.config.dataset import CAMERA_KINDS, CameraSpec, DatasetConfig, EditSpec
 from sym3dinv.dataset.build import (
     DatasetBuilder,
-    DatasetConfig,
     DatasetOutput,
     DatasetSummary,
-    EditSpec,
     Plan,
     ShardResult,
     build_dataset,
@@ -22,7 +22,7 @@ from sym3dinv.dataset.build import (
     plan_dataset,
     summarize,
 )
-from sym3dinv.dataset.camera_sets import CAMERA_KINDS, CameraSet, CameraSpec, camera_set
+from sym3dinv.dataset.camera_sets import CameraSet, camera_set
 
 __all__ = [
     "CAMERA_KINDS",

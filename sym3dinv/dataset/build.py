@@ -29,18 +29,17 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import posixpath
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import fsspec
 import numpy as np
 
-from sym3dinv.dataset.camera_sets import CameraSet, CameraSpec, camera_set
+from sym3dinv.config.dataset import ORIG, DatasetConfig, EditSpec
+from sym3dinv.dataset.camera_sets import CameraSet, camera_set
 from sym3dinv.dataset.exports import (
     eg3d_dataset_json,
     index_table,
@@ -58,109 +57,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_EDIT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 BUILD_FILE = "_build.json"
-ORIG = "orig"
-
-
-@dataclass(frozen=True)
-class EditSpec:
-    """A latent edit: a W-space direction (``.npy``) rendered at each strength (``ws + s * d``)."""
-
-    name: str
-    path: str
-    strengths: tuple[float, ...] = (-1.0, 1.0)
-
-    def __post_init__(self) -> None:
-        if not _EDIT_NAME.match(self.name) or self.name == ORIG:
-            raise ConfigError(f"edit name {self.name!r}: use a letter then letters, digits, '_' or '-' (not 'orig')")
-        if not self.strengths:
-            raise ConfigError(f"edit {self.name!r} has no strengths")
-        for s in self.strengths:
-            if not math.isfinite(s) or s == 0:
-                raise ConfigError(f"edit {self.name!r}: strengths must be finite and non-zero (0 is 'orig'), got {s}")
-
-    def variant(self, strength: float) -> str:
-        return f"{self.name}{strength:+g}"
-
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    """What a dataset build renders and writes; :meth:`config_hash` keys resume (execution fields excluded)."""
-
-    cameras: CameraSpec = field(default_factory=CameraSpec)
-    resolution: int | None = None
-    """Side of the RGB images; None = the generator's output resolution."""
-    depth_resolution: int | None = None
-    """Side of depth/alpha maps; None = the generator's neural rendering resolution (free: the RGB pass's own
-    depth and opacity); another value adds a geometry-only volume-rendering pass. Masks/alpha PNGs are
-    resampled to the RGB size (nerfstudio requires it); depth PNGs stay at this size."""
-    mask_threshold: float = 0.9
-    """mask = alpha > this. The embedded SynthHeads generator wraps heads in dark fog of opacity 0.5-0.8."""
-    depth_unit: float = 1e-3
-    """Depth PNG value = z / depth_unit (nerfstudio's default ``depth_unit_scale_factor`` is 1e-3)."""
-    mesh: bool = False
-    mesh_resolution: int = 128
-    mesh_threshold: float = 10.0
-    """Level of the raw density (EG3D's extract_shapes uses 10 on a 512^3 grid)."""
-    mesh_formats: tuple[str, ...] = ("ply",)
-    mesh_keep_largest: bool = True
-    edits: tuple[EditSpec, ...] = ()
-    generator: str | None = None
-    """None = the generator each identity was inverted with (its metrics.json); else a source for all."""
-    device: str = "cpu"
-    """Execution only (not hashed)."""
-    chunk: int = 4
-    """Views per render batch; execution only."""
-    shard_size: int = 8
-    """Identities per shard (one flow task each); execution only."""
-
-    def __post_init__(self) -> None:
-        from sym3dinv.dataset.mesh import MESH_FORMATS
-
-        for name in ("resolution", "depth_resolution"):
-            v = getattr(self, name)
-            if v is not None and not 8 <= v <= 4096:
-                raise ConfigError(f"{name} must be in [8, 4096], got {v}")
-        if not 0.0 <= self.mask_threshold < 1.0:
-            raise ConfigError(f"mask_threshold must be in [0, 1), got {self.mask_threshold}")
-        if not self.depth_unit > 0:
-            raise ConfigError("depth_unit must be positive")
-        if not 8 <= self.mesh_resolution <= 1024:
-            raise ConfigError(f"mesh_resolution must be in [8, 1024], got {self.mesh_resolution}")
-        bad = [f for f in self.mesh_formats if f not in MESH_FORMATS]
-        if bad or not self.mesh_formats:
-            raise ConfigError(f"mesh_formats must be a non-empty subset of {MESH_FORMATS}, got {self.mesh_formats}")
-        names = [e.name for e in self.edits]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"edit names must be unique, got {names}")
-        if self.chunk < 1 or self.shard_size < 1:
-            raise ConfigError("chunk and shard_size must be >= 1")
-
-    def hashed(self) -> dict[str, Any]:
-        """The output-shaping part (with each edit file's content hash), as plain JSON."""
-        d = json.loads(json.dumps(asdict(self), default=str))
-        for k in ("device", "chunk", "shard_size"):
-            d.pop(k)
-        d["edits"] = [{**e, "sha256": _file_sha256(e["path"])} for e in d["edits"]]
-        if self.cameras.kind == "labels" and self.cameras.labels_path:
-            d["cameras"]["labels_sha256"] = _file_sha256(self.cameras.labels_path)
-        return d
-
-    def config_hash(self) -> str:
-        import hashlib
-
-        return hashlib.sha256(json.dumps(self.hashed(), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _file_sha256(path: str) -> str:
-    import hashlib
-
-    try:
-        with fsspec.open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()[:16]
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path} cannot be read: {exc}") from exc
 
 
 # --- output location -------------------------------------------------------------------------------------
@@ -323,10 +220,6 @@ class DatasetBuilder:
 
     def __init__(self, store: RunStore, out: DatasetOutput, config: DatasetConfig,
                  generator: TriPlaneGenerator | None = None) -> None:
-        import torch
-
-        if config.device == "cpu":
-            torch.set_flush_denormal(True)
         self.store, self.out, self.config = store, out, config
         self.cams: CameraSet = camera_set(config.cameras)
         self.config_hash = config.config_hash()

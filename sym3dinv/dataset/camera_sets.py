@@ -17,60 +17,15 @@ Views are named ``v000``, ``v001``... in set order; the set is a pure function o
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from sym3dinv.config.dataset import CameraSpec
 from sym3dinv.errors import ConfigError
 
-CameraKind = Literal["grid", "orbit", "ffhq", "labels"]
-CAMERA_KINDS: tuple[str, ...] = ("grid", "orbit", "ffhq", "labels")
 FFHQ_YAW_STD = 0.3  # rad, pi-GAN's CelebA/FFHQ horizontal std (h_stddev)
 FFHQ_PITCH_STD = 0.155  # rad, pi-GAN's vertical std (v_stddev)
-
-
-@dataclass(frozen=True)
-class CameraSpec:
-    """Which cameras every identity is rendered at (angles in radians, EG3D sampler convention)."""
-
-    kind: str = "grid"
-    """``grid`` | ``orbit`` | ``ffhq`` | ``labels`` (see the module doc)."""
-    yaw_range: tuple[float, float] = (-0.6, 0.6)
-    pitch_range: tuple[float, float] = (-0.25, 0.25)
-    n_yaw: int = 5
-    """grid: yaw steps."""
-    n_pitch: int = 3
-    """grid: pitch steps."""
-    n_views: int = 16
-    """orbit / ffhq / labels: number of views."""
-    seed: int = 0
-    """ffhq / labels: sampling seed (fixed: same seed, same cameras)."""
-    radius: float = 2.7
-    focal: float = 4.2647
-    """Normalised focal (FFHQ's dataset.json value); field of view = 2 atan(0.5 / focal)."""
-    labels_path: str | None = None
-    """labels: an EG3D ``dataset.json`` (local path or fsspec URL) to draw poses from."""
-
-    def __post_init__(self) -> None:
-        if self.kind not in CAMERA_KINDS:
-            raise ConfigError(f"unknown camera set {self.kind!r}; use one of {', '.join(CAMERA_KINDS)}")
-        for name in ("yaw_range", "pitch_range"):
-            lo, hi = getattr(self, name)
-            if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-                raise ConfigError(f"{name} must be (low, high) with low <= high, got {(lo, hi)}")
-        lo, hi = self.pitch_range
-        if lo <= -math.pi / 2 or hi >= math.pi / 2:
-            raise ConfigError(f"pitch_range must lie inside (-pi/2, pi/2), got {(lo, hi)}")
-        if self.kind == "grid" and (self.n_yaw < 1 or self.n_pitch < 1):
-            raise ConfigError("grid needs n_yaw >= 1 and n_pitch >= 1")
-        if self.kind != "grid" and self.n_views < 1:
-            raise ConfigError("n_views must be >= 1")
-        if self.kind == "labels" and not self.labels_path:
-            raise ConfigError("camera set 'labels' needs labels_path (an EG3D dataset.json)")
-        if self.radius <= 0 or self.focal <= 0:
-            raise ConfigError("radius and focal must be positive")
 
 
 @dataclass(frozen=True)

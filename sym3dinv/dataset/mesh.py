@@ -23,10 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sym3dinv.config.dataset import MESH_FORMATS
 from sym3dinv.generator import TriPlaneGenerator
 from sym3dinv.generator.volume import sample_planes_mean
-
-MESH_FORMATS = ("ply", "glb")
 
 
 @dataclass(frozen=True)

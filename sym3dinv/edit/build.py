@@ -143,7 +143,6 @@ def build_attribute_set(
         raise ConfigError(f"unknown method {method!r}; use fit or invert")
     if not seeds:
         raise ConfigError("no seeds")
-    torch.set_flush_denormal(True)
     G = G if G is not None else load_generator(generator)
     t0 = time.perf_counter()
     latents, meters = [], []

@@ -11,11 +11,10 @@ from __future__ import annotations
 import pytest
 
 from tests.dataset.helpers import make_tiny_store, synth_ws, write_store
-from tests.flows.conftest import tiny_checkpoint  # noqa: F401 - fixture re-export
 
 
 @pytest.fixture(scope="session")
-def tiny_store(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: str) -> str:  # noqa: F811
+def tiny_store(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: str) -> str:
     return make_tiny_store(tmp_path_factory.mktemp("tinystore"), tiny_checkpoint)
 
 

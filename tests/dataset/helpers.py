@@ -12,13 +12,13 @@ FAST = (("stage1.steps", 1), ("stage1.w_avg_samples", 64), ("stage2.steps", 1))
 
 def make_tiny_store(root: Path, ckpt: str, n: int = 2) -> str:
     """Invert ``n`` tiny-generator renders (with camera labels) into a run store at ``root / 'store'``."""
-    from sym3dinv.pipeline import ItemProcessor, PipelineConfig, list_inputs
+    from sym3dinv.pipeline import ItemProcessor, list_inputs
     from sym3dinv.store import RunStore
-    from tests.flows.conftest import make_folder
+    from tests.plugin import make_folder, tiny_pipeline
 
     folder = make_folder(root / "in", n_good=n)
     items = [i for i in list_inputs(str(folder)) if i.camera is not None]
-    cfg = PipelineConfig(generator=ckpt, preset="smoke", mode="pti", losses="fast", overrides=FAST)
+    cfg = tiny_pipeline(ckpt, dict(FAST), mode="pti")
     proc = ItemProcessor(cfg)
     store = RunStore(str(root / "store"))
     with store.index_writer("test", "0") as iw:
@@ -50,18 +50,16 @@ def write_store(url: str, ws_list: list[np.ndarray], generator: str = "synthhead
     import hashlib
 
     from sym3dinv.cameras import camera_label
-    from sym3dinv.store import IndexRow, RunStore, Status
+    from sym3dinv.store import RunStore
+    from tests.plugin import write_done_item
 
     store = RunStore(url)
     ids = []
     with store.index_writer("direct", "0") as iw:
         for i, ws in enumerate(ws_list):
             iid = hashlib.sha256(f"{url}-{i}".encode()).hexdigest()[:32]
-            with store.item_writer(iid) as w:
-                w.write_latents({"ws": ws.astype(np.float32)})
-                w.write_metrics({"psnr": 30.0 + i, "config": {"generator": generator}})
-            iw.add_done(w.committed, IndexRow(id=iid, status=Status.DONE, config_hash="direct", source_uri=f"head{i}.png",
-                                              camera_label=tuple(camera_label(0.0, 0.0)[0].tolist()),
-                                              metrics={"psnr": 30.0 + i}))
+            write_done_item(store, iw, iid, ws=ws, metrics={"psnr": 30.0 + i}, config={"generator": generator},
+                            config_hash="direct", source_uri=f"head{i}.png",
+                            camera_label=tuple(camera_label(0.0, 0.0)[0].tolist()))
             ids.append(iid)
     return ids

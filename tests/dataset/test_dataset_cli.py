@@ -53,6 +53,8 @@ def test_cli_build_with_orbit_mesh_and_edit(synth_store: str, tmp_path: Path) ->
 
 def test_cli_reports_config_errors(synth_store: str, tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["dataset", "build", synth_store, str(tmp_path / "x"), "--cameras", "spiral"])
-    assert r.exit_code == 2 and "unknown camera set" in r.output
+    assert r.exit_code == 2 and "spiral" in r.output and "orbit" in r.output  # the choices come from CameraKind
+    r = CliRunner().invoke(app, ["dataset", "build", synth_store, str(tmp_path / "x"), "--mask-threshold", "1.5"])
+    assert r.exit_code == 2 and "mask_threshold must be in" in r.output  # DatasetConfig's own validation
     r = CliRunner().invoke(app, ["dataset", "build", synth_store, str(tmp_path / "x"), "--identity", "f" * 32])
     assert r.exit_code == 2 and "not done" in r.output

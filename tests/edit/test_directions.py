@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny import make_tiny
 
 from sym3dinv.edit import Edit, apply_edit, load_direction
 from sym3dinv.edit.apply import apply_to_store, render_edit
@@ -18,6 +17,7 @@ from sym3dinv.edit.directions import check_direction
 from sym3dinv.edit.learn import fit_ridge, learn_directions, orthogonalise
 from sym3dinv.errors import ConfigError
 from sym3dinv.store import IndexRow, RunStore, Status, item_id_from_bytes
+from tests.plugin import make_tiny
 
 W_DIM, NUM_WS = 512, 10
 

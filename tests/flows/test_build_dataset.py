@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from flows.build_dataset import build_multiview_dataset
+from sym3dinv.config.dataset import CameraSpec, DatasetConfig
 from tests.dataset.helpers import write_store
 
 
@@ -31,9 +32,9 @@ def test_flow_builds_a_dataset_per_shard_and_resumes(tmp_path: Path, tiny_checkp
     store = str(tmp_path / "store")
     ids = write_store(store, _tiny_ws(tiny_checkpoint, 3), generator=tiny_checkpoint)
     out = tmp_path / "ds"
-    state = build_multiview_dataset(store=store, out=str(out), cameras="orbit", n_views=2, resolution=32,
-                                    shard_size=2, mesh=True, mesh_resolution=16, mesh_threshold=0.0,
-                                    return_state=True)
+    config = {"cameras": {"kind": "orbit", "n_views": 2}, "resolution": 32, "shard_size": 2, "mesh": True,
+              "mesh_resolution": 16, "mesh_threshold": 0.0}  # as a deployment's parameters arrive (JSON)
+    state = build_multiview_dataset(store=store, out=str(out), config=config, return_state=True)
     assert state.is_completed(), state
     summary = state.result()
     assert (summary.identities, summary.built, summary.images) == (3, 3, 6) and not summary.failed
@@ -41,10 +42,12 @@ def test_flow_builds_a_dataset_per_shard_and_resumes(tmp_path: Path, tiny_checkp
     assert sorted({rel.split("/")[0] for rel, _ in labels}) == sorted(ids)
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+        assert client.read_flow_run(state.state_details.flow_run_id).name == "build-multiview-dataset-orbit"
     names = sorted(r.name for r in runs)
     assert [n for n in names if n.startswith("dataset-shard-")] == ["dataset-shard-00000", "dataset-shard-00001"]
     assert all(r.state.is_completed() for r in runs)
 
-    again = build_multiview_dataset(store=store, out=str(out), cameras="orbit", n_views=2, resolution=32,
-                                    shard_size=2, mesh=True, mesh_resolution=16, mesh_threshold=0.0)
+    again = build_multiview_dataset(store=store, out=str(out), config=DatasetConfig(
+        cameras=CameraSpec(kind="orbit", n_views=2), resolution=32, shard_size=2, mesh=True, mesh_resolution=16,
+        mesh_threshold=0.0))  # the same config as objects: the same build hash, nothing to redo
     assert (again.built, again.skipped, again.images, again.new_images) == (0, 3, 6, 0)

@@ -13,9 +13,9 @@ from uuid import UUID
 import pytest
 
 from flows.bulk_invert import bulk_invert
+from sym3dinv.config.pipeline import ExecutionConfig, RenderSpec
 from sym3dinv.store import RunStore
-
-from .conftest import BAD, FAST, GOOD
+from tests.plugin import BAD, CHEAP_LOSSES, FAST, GOOD, tiny_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,16 +36,17 @@ def test_artifacts_and_task_runs_through_the_api(image_folder: Path, tmp_path: P
     )
 
     out = str(tmp_path / "store")
-    state = bulk_invert(input=str(image_folder), out=out, generator=tiny_checkpoint, mode="w+", preset="smoke",
-                        overrides=FAST, views=[(0.0, 0.0)], shard_size=3, num_actors=2, losses="fast",
-                        return_state=True)
+    state = bulk_invert(input=str(image_folder), out=out,
+                        config=tiny_pipeline(tiny_checkpoint, render=RenderSpec(views=((0.0, 0.0),))),
+                        execution=ExecutionConfig(shard_size=3, num_actors=2), return_state=True)
     assert state.is_completed(), state
     summary = state.result()
     run_id: UUID = state.state_details.flow_run_id
     with _client() as client:
         run = client.read_flow_run(run_id)
         assert run.name == "bulk-invert-w+-smoke"
-        assert run.parameters["out"] == out and run.parameters["shard_size"] == 3
+        assert run.parameters["out"] == out and run.parameters["execution"]["shard_size"] == 3
+        assert run.parameters["config"]["preset"] == "smoke" and run.parameters["config"]["losses"] == CHEAP_LOSSES
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
         names = sorted(t.name if t.name.startswith("shard-") else t.name.rsplit("-", 1)[0] for t in tasks)
         assert names == ["list-inputs", "pending-inputs", "publish-artifacts", "shard-00000", "shard-00001"], names
@@ -96,13 +97,12 @@ def test_a_repeated_shard_is_served_from_prefect_cache(image_folder: Path, tmp_p
     """Same content + config => Prefect returns the cached summary and no actor runs again."""
     from prefect import flow
 
-    from sym3dinv.pipeline import PipelineConfig, list_inputs
+    from sym3dinv.pipeline import list_inputs
     from tasks.actors import ActorPool, PoolSpec
     from tasks.shards import Progress, process_shard
 
     items = [i for i in list_inputs(str(image_folder)) if i.uri.endswith("head0.png")]
-    config = PipelineConfig(generator=tiny_checkpoint, preset="smoke", mode="w+", losses="fast",
-                            overrides=tuple(FAST.items()))
+    config = tiny_pipeline(tiny_checkpoint)
     store = RunStore(str(tmp_path / "store"))
 
     @flow(name="cache-check", persist_result=False)
@@ -178,9 +178,9 @@ def test_standalone_prefect_server_run_and_artifacts(image_folder: Path, tmp_pat
             pytest.fail("prefect server did not start in 120 s")
         out = tmp_path / "store"
         code = (f"from flows.bulk_invert import bulk_invert\n"
-                f"s = bulk_invert(input={str(image_folder)!r}, out={str(out)!r}, generator={tiny_checkpoint!r}, "
-                f"mode='w+', preset='smoke', overrides={FAST!r}, views=[(0.0, 0.0)], shard_size=3, num_actors=1, "
-                f"losses='fast')\nprint('RUN', s.run_id)\n")
+                f"s = bulk_invert(input={str(image_folder)!r}, out={str(out)!r}, config=dict(generator={tiny_checkpoint!r}, "
+                f"mode='w+', preset='smoke', overrides={FAST!r}, render=dict(views=[(0.0, 0.0)]), "
+                f"losses={CHEAP_LOSSES!r}), execution=dict(shard_size=3, num_actors=1))\nprint('RUN', s.run_id)\n")
         proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=400)
         assert proc.returncode == 0, proc.stderr[-3000:]

@@ -12,7 +12,6 @@ import fsspec
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tiny import TINY
 from typer.testing import CliRunner
 
 from sym3dinv.errors import CheckpointError, ConfigError, ModelNotFoundError, UnsafePickleError
@@ -26,6 +25,7 @@ from sym3dinv.generator.checkpoint import (
     sniff_format,
 )
 from sym3dinv.generator.triplane_generator import TriPlaneGenerator
+from tests.plugin import TINY
 
 SMALL = TINY  # the shared tiny EG3D-family config (tests/tiny.py): fast to build and load
 

@@ -13,7 +13,6 @@ from dataclasses import replace
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny import make_tiny
 
 from sym3dinv.cameras import camera_label
 from sym3dinv.config.invert import InversionConfig, PerformanceConfig, Stage1Config, Stage2Config
@@ -23,6 +22,7 @@ from sym3dinv.invert.losses import LossFunctions, patch_contextual_loss
 from sym3dinv.invert.stage2 import run_stage2
 from sym3dinv.metrics.lpips import load_lpips
 from sym3dinv.perf import resolve
+from tests.plugin import make_tiny
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -1,14 +1,13 @@
-"""Tiny random generator and cheap losses for the inversion tests (CPU, seconds)."""
+"""Inversion tests (CPU, seconds): the plugin's tiny generator with noise that matters, and a target
+rendered by a different tiny generator. Cheap losses are the plugin's ``cheap_losses`` fixture."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
-from tiny import make_tiny as _make_tiny
 
 from sym3dinv.generator import TriPlaneGenerator
-from sym3dinv.invert.losses import LossFunctions, patch_contextual_loss
+from tests.plugin import make_tiny as _make_tiny
 
 
 def make_tiny(seed: int = 0) -> TriPlaneGenerator:
@@ -18,20 +17,6 @@ def make_tiny(seed: int = 0) -> TriPlaneGenerator:
 @pytest.fixture()
 def tiny_G() -> TriPlaneGenerator:
     return make_tiny()
-
-
-def cheap_perceptual(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Multi-scale L1 stand-in for LPIPS: differentiable, [N], zero iff equal."""
-    total = (x - y).abs().mean(dim=(1, 2, 3))
-    for _ in range(2):
-        x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-        total = total + (x - y).abs().mean(dim=(1, 2, 3))
-    return total / 3
-
-
-@pytest.fixture(scope="session")
-def cheap_losses() -> LossFunctions:
-    return LossFunctions(perceptual=cheap_perceptual, contextual=patch_contextual_loss, lpips_metric=cheap_perceptual)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import pytest
 import torch
-from tiny import make_tiny
 
 from sym3dinv.cameras import camera_label
 from sym3dinv.config.invert import InversionConfig, PerformanceConfig, Stage1Config, Stage2Config
@@ -22,6 +21,7 @@ from sym3dinv.invert.losses import (
 from sym3dinv.invert.stage1 import run_stage1
 from sym3dinv.invert.stage2 import run_stage2
 from sym3dinv.metrics.lpips import load_lpips
+from tests.plugin import make_tiny
 
 
 @pytest.fixture(scope="module")

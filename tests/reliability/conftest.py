@@ -1,5 +1,5 @@
 """Reliability suite: faults tried for real (SIGKILL, a stopped S3 endpoint, a full file system, another
-user's permissions, OOM). Reuses the flow tests' Prefect API (session), tiny checkpoint and folders."""
+user's permissions, OOM). The Prefect API (session), tiny checkpoint and folders come from tests/plugin.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.flows.conftest import FAST, make_folder, prefect_api, ray_local, tiny_checkpoint  # noqa: F401
 
 FIGURES = Path(os.environ.get("SYM3DINV_RELIABILITY_FIGURES", "/tmp/sym3dinv-reliability-figures.jsonl"))
 """Each test appends the figures it measured (inputs, rows, attempts, retries) here as JSON lines;
@@ -29,7 +27,9 @@ def figures(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
             f.write(line + "\n")
 
 
-__all__ = ["FAST", "make_folder"]
+@pytest.fixture(autouse=True)
+def _prefect(prefect_api: None) -> None:
+    """Reliability tests run flows against the one harness API of the session."""
 
 
 NOBODY = 65534

@@ -11,15 +11,16 @@ import json
 import sys
 
 if __name__ == "__main__":
-    import torch
+    from sym3dinv.perf import cpu_numerics
 
-    torch.set_num_threads(1)
+    cpu_numerics(1)  # this process is an entry point
     from flows.bulk_invert import bulk_invert
+    from sym3dinv.config.pipeline import ExecutionConfig, RenderSpec
+    from tests.plugin import FAST, tiny_pipeline
 
     src, out, ckpt = sys.argv[1:4]
     shard_size = int(sys.argv[4]) if len(sys.argv) > 4 else 2
     steps = int(sys.argv[5]) if len(sys.argv) > 5 else 2
-    s = bulk_invert(input=src, out=out, generator=ckpt, mode="w+", preset="smoke",
-                    overrides={"stage1.steps": steps, "stage1.w_avg_samples": 64}, views=[(0.0, 0.0)],
-                    shard_size=shard_size, num_actors=1, losses="fast")
+    config = tiny_pipeline(ckpt, {**FAST, "stage1.steps": steps}, render=RenderSpec(((0.0, 0.0),)))
+    s = bulk_invert(input=src, out=out, config=config, execution=ExecutionConfig(shard_size=shard_size, num_actors=1))
     print("SUMMARY " + json.dumps(dataclasses.asdict(s)), flush=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from sym3dinv.align.decode import load_image
 from sym3dinv.errors import Sym3dInvError
-from sym3dinv.pipeline import ItemProcessor, PipelineConfig, list_inputs
+from sym3dinv.pipeline import ItemProcessor, list_inputs
 from sym3dinv.store import RunStore
+from tests.plugin import tiny_pipeline
 
-from .conftest import FAST
 from .corpus import make_corpus
 
 
@@ -43,8 +43,7 @@ def test_corpus_through_the_pipeline_accounts_for_every_file(tmp_path: Path, tin
     should_list = {n for n, e in expect.items() if e.listed} - {"link-to-face.png"}  # same bytes as face.png
     assert listed == should_list
     store = RunStore(str(tmp_path / "store"))
-    config = PipelineConfig(generator=tiny_checkpoint, preset="smoke", mode="w+", losses="fast",
-                            overrides=tuple(FAST.items()))
+    config = tiny_pipeline(tiny_checkpoint)
     proc = ItemProcessor(config)
     with store.index_writer("corpus", "s0") as iw:
         for it in items:

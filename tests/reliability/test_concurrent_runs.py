@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from flows.bulk_invert import bulk_invert
+from sym3dinv.config.pipeline import ExecutionConfig, RenderSpec
 from sym3dinv.store import RunStore
 from sym3dinv.store.index import read_index
-
-from .conftest import FAST, make_folder
+from tests.plugin import FAST, make_folder, tiny_pipeline
 
 
 def test_two_runs_on_one_store_at_once(tmp_path: Path, tiny_checkpoint: str, ray_local: None,
@@ -32,9 +32,9 @@ def test_two_runs_on_one_store_at_once(tmp_path: Path, tiny_checkpoint: str, ray
 
     def run(name: str) -> None:
         try:
-            results[name] = bulk_invert(input=str(src), out=out, generator=tiny_checkpoint, mode="w+", preset="smoke",
-                                        overrides={**FAST, "stage1.steps": 10}, views=[(0.0, 0.0)], shard_size=2,
-                                        num_actors=1, losses="fast")
+            config = tiny_pipeline(tiny_checkpoint, {**FAST, "stage1.steps": 10}, render=RenderSpec(((0.0, 0.0),)))
+            results[name] = bulk_invert(input=str(src), out=out, config=config,
+                                        execution=ExecutionConfig(shard_size=2, num_actors=1))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from flows.bulk_invert import bulk_invert
+from sym3dinv.config.pipeline import ExecutionConfig, RenderSpec
 from sym3dinv.store import RunStore
-
-from .conftest import FAST, make_folder
+from tests.plugin import make_folder, tiny_pipeline
 
 MARKER = "SeCrEt-MaRkEr-7f3a9c"
 KEY_MARKER = "AKIAMARKER7F3A9C"
@@ -57,9 +57,10 @@ def test_secrets_never_printed_or_stored(tmp_path: Path, tiny_checkpoint: str, r
         caplog.set_level(logging.DEBUG, logger="sym3dinv")
         caplog.set_level(logging.INFO)
         opts = {"key": KEY_MARKER, "secret": MARKER, "client_kwargs": {"endpoint_url": endpoint}}
-        state = bulk_invert(input=str(src), out=f"s3://{bucket}/run", generator=tiny_checkpoint, mode="w+",
-                            preset="smoke", overrides=FAST, views=[(0.0, 0.0)], shard_size=3, num_actors=1,
-                            losses="fast", storage_options=opts, return_state=True)
+        state = bulk_invert(input=str(src), out=f"s3://{bucket}/run",
+                            config=tiny_pipeline(tiny_checkpoint, render=RenderSpec(((0.0, 0.0),))),
+                            execution=ExecutionConfig(shard_size=3, num_actors=1), storage_options=opts,
+                            return_state=True)
         summary = state.result()
         assert summary.counts["done"] == 2
         records = _prefect_records(state.state_details.flow_run_id)

@@ -18,8 +18,7 @@ import pytest
 
 from sym3dinv.store import RunStore
 from sym3dinv.store.index import list_parts
-
-from .conftest import make_folder
+from tests.plugin import make_folder
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).with_name("flow_runner.py")

@@ -21,6 +21,7 @@ from sym3dinv.config.align import AlignConfig
 from sym3dinv.config.presets import preset
 from sym3dinv.errors import ConfigError, ItemError
 from sym3dinv.pipeline import PipelineConfig
+from tests.plugin import CHEAP_LOSSES
 
 MAX_PIXELS, MIN_SIDE = 4_000_000, 8
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -127,7 +128,8 @@ def test_overrides_parse_or_config_error(path: str, value: object) -> None:
        key=st.sampled_from(PATHS), value=VALUES)
 def test_pipeline_config_builds_or_config_error(preset_name: str, mode: str, key: str, value: object) -> None:
     try:
-        cfg = PipelineConfig(generator="g", preset=preset_name, mode=mode, losses="fast", overrides=((key, value),))
+        cfg = PipelineConfig(generator="g", preset=preset_name, mode=mode, losses=CHEAP_LOSSES,
+                             overrides=((key, value),))
     except ConfigError:
         return
     assert len(cfg.config_hash) == 16

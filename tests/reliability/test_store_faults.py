@@ -248,16 +248,14 @@ def test_item_processor_raises_store_error_instead_of_a_row(tiny_fs: Path, tiny_
     """On a full disk the pipeline stops (the shard fails clearly) instead of burning through every item."""
     from PIL import Image
 
-    from sym3dinv.pipeline import InputItem, ItemProcessor, PipelineConfig
-
-    from .conftest import FAST
+    from sym3dinv.pipeline import InputItem, ItemProcessor
+    from tests.plugin import tiny_pipeline
 
     img = tiny_fs.parent / f"{tiny_fs.name}-in.png"
     Image.new("RGB", (128, 128), (120, 90, 80)).save(img)
     try:
         (tiny_fs / "filler").write_bytes(b"\0" * (2 * 1024 * 1024 - 8192))  # leave 8 KiB
-        cfg = PipelineConfig(generator=tiny_checkpoint, preset="smoke", mode="w+", losses="fast",
-                             overrides=tuple(FAST.items()))
+        cfg = tiny_pipeline(tiny_checkpoint)
         proc = ItemProcessor(cfg)
         item = InputItem(id=item_id_from_bytes(img.read_bytes()), uri=str(img), size=img.stat().st_size,
                          camera=tuple([1.0, 0, 0, 0, 0, -1, 0, 0, 0, 0, -1, 2.7, 0, 0, 0, 1, 4.2647, 0, 0.5, 0, 4.2647,

@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from sym3dinv.pipeline import PipelineConfig, list_inputs
+from sym3dinv.pipeline import list_inputs
 from sym3dinv.store import RunStore
-from tasks.actors import FAULT_HANG_ENV, ActorPool, PoolSpec
-from tests.flows.conftest import FAST, make_folder
+from tasks.actors import ActorPool, PoolSpec
+from tests.plugin import HANG_MARKER_ENV, HANGING_LOSSES, make_folder, tiny_pipeline, wait_for_pid
 
 
 def test_item_on_a_dying_worker_is_recorded_worker_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -22,9 +21,8 @@ def test_item_on_a_dying_worker_is_recorded_worker_lost(tmp_path: Path, monkeypa
 
     folder = make_folder(tmp_path / "in", n_good=1)
     marker = tmp_path / "hang.pid"
-    monkeypatch.setenv(FAULT_HANG_ENV, f"head0.png:{marker}")
-    config = PipelineConfig(generator=tiny_checkpoint, preset="smoke", mode="w+", losses="fast",
-                            overrides=tuple(FAST.items()))
+    monkeypatch.setenv(HANG_MARKER_ENV, str(marker))  # head0 is the one item that reaches the losses
+    config = tiny_pipeline(tiny_checkpoint, losses=HANGING_LOSSES)
     items = [i for i in list_inputs(str(folder)) if i.uri.endswith(("head0.png", "tiny.png"))]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -32,10 +30,7 @@ def test_item_on_a_dying_worker_is_recorded_worker_lost(tmp_path: Path, monkeypa
         out: list = []
         th = threading.Thread(target=lambda: out.extend(pool.run(items, RunStore(str(tmp_path / "s")))))
         th.start()
-        deadline = time.monotonic() + 120
-        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        os.kill(int(marker.read_text()), signal.SIGKILL)
+        os.kill(wait_for_pid(marker), signal.SIGKILL)
         th.join(timeout=180)
         assert not th.is_alive()
         assert pool.restarts == 1

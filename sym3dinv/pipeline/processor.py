@@ -3,33 +3,28 @@
 
 No Prefect or Ray here (DESIGN.md): ``tasks/actors.py`` wraps :class:`ItemProcessor` in a Ray actor,
 and a notebook can use it directly. Every per-item failure becomes a ``failed`` :class:`IndexRow` with a
-stable error class; only configuration errors (missing checkpoint, bad preset) raise.
+stable error class; only configuration errors (missing checkpoint, bad preset) raise. Numerics
+(flush-denormal, threads) are the entry point's business (:func:`sym3dinv.perf.cpu_numerics`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fnmatch
-import json
+import importlib
 import logging
-import posixpath
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import fsspec
 import numpy as np
 
-from sym3dinv.batching import is_out_of_memory, release_memory
-from sym3dinv.config import config_hash as _hash
-from sym3dinv.config import replace_path
-from sym3dinv.config.align import AlignConfig
-from sym3dinv.config.invert import InversionConfig
-from sym3dinv.config.presets import PRESETS, preset
+from sym3dinv.batching import is_out_of_memory, run_splitting
+from sym3dinv.config.pipeline import DEFAULT_LOSSES, PipelineConfig
 from sym3dinv.errors import ConfigError, ItemError, OutOfMemoryItemError, StoreError, is_oom_message
-from sym3dinv.store.ids import item_id_from_bytes, item_id_from_stream
+from sym3dinv.pipeline.inputs import InputItem
 from sym3dinv.store.schema import IndexRow, Status, failure_row, utcnow
 
 if TYPE_CHECKING:
@@ -38,156 +33,6 @@ if TYPE_CHECKING:
     from sym3dinv.store import RunStore
 
 log = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-PIPELINE_PRESETS: dict[str, str] = {"cpu-demo": "cpu", **{k: k for k in PRESETS}}
-"""Pipeline preset -> inversion preset. ``cpu-demo`` is the reduced CPU preset of the two-command demo."""
-
-
-@dataclass(frozen=True)
-class RenderSpec:
-    """Cameras every item is rendered at, as (yaw, pitch) in radians around the EG3D pivot."""
-
-    views: tuple[tuple[float, float], ...] = ((0.0, 0.0), (-0.5, 0.0), (0.5, 0.0))
-    depth: bool = True
-
-    def names(self) -> list[str]:
-        return [f"yaw{y:+.2f}_pitch{p:+.2f}" for y, p in self.views]
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Everything that decides an item's outputs; its :meth:`config_hash` keys resume in the store."""
-
-    generator: str = "synthheads"
-    """``synthheads`` (embedded default), or an EG3D pickle / sym3dinv checkpoint path or URL."""
-    preset: str = "paper"
-    mode: str = "spi"
-    overrides: tuple[tuple[str, Any], ...] = ()
-    """``(("stage1.steps", 20), ...)`` applied to the inversion config (type-checked)."""
-    align: AlignConfig = field(default_factory=AlignConfig)
-    render: RenderSpec = field(default_factory=RenderSpec)
-    losses: str = "lpips"
-    """``lpips`` (METHOD.md's LPIPS + contextual) or ``fast`` (multi-scale L1 stand-in: smoke tests only)."""
-
-    def __post_init__(self) -> None:
-        if self.preset not in PIPELINE_PRESETS:
-            raise ConfigError(f"unknown preset {self.preset!r}; known: {sorted(PIPELINE_PRESETS)}")
-        if self.mode not in ("spi", "pti", "w+"):
-            raise ConfigError(f"unknown mode {self.mode!r}; use spi, pti or w+")
-        if self.losses not in ("lpips", "fast"):
-            raise ConfigError(f"unknown losses {self.losses!r}; use lpips or fast")
-        self.inversion  # noqa: B018 - validates overrides eagerly (config errors before any work)
-
-    @property
-    def inversion(self) -> InversionConfig:
-        cfg = preset(PIPELINE_PRESETS[self.preset], self.mode)
-        for key, value in self.overrides:
-            cfg = replace_path(cfg, key, value)
-        return cfg
-
-    @property
-    def config_hash(self) -> str:
-        # the generator *source string* is part of the hash: a different checkpoint is different work
-        return _hash(self.inversion, self.align, self.render, _Source(self.generator, self.losses))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"generator": self.generator, "preset": self.preset, "mode": self.mode,
-                "overrides": [list(kv) for kv in self.overrides], "losses": self.losses, "views": [list(v) for v in self.render.views],
-                "config_hash": self.config_hash}
-
-
-@dataclass(frozen=True)
-class _Source:
-    generator: str
-    losses: str
-
-
-@dataclass(frozen=True)
-class InputItem:
-    """One input image: content-hash id, where it is, size, and (for dataset.json inputs) its camera."""
-
-    id: str
-    uri: str
-    size: int
-    camera: tuple[float, ...] | None = None
-
-
-def _is_glob(s: str) -> bool:
-    return any(ch in s for ch in "*?[")
-
-
-def _read_dataset_json(fs: fsspec.AbstractFileSystem, path: str, proto: str) -> dict[str, tuple[float, ...]]:
-    """EG3D's ``dataset.json`` (``{"labels": [[relpath, [25 floats]], ...]}``) -> abs path -> label."""
-    data = json.loads(fs.cat_file(path))
-    labels = data.get("labels") if isinstance(data, dict) else None
-    if not isinstance(labels, list):
-        raise ConfigError(f"{path}: not an EG3D dataset.json (no 'labels' list)")
-    root = posixpath.dirname(path)
-    out: dict[str, tuple[float, ...]] = {}
-    for rel, lab in labels:
-        if len(lab) != 25:
-            raise ConfigError(f"{path}: label of {rel} has {len(lab)} values, expected 25")
-        out[posixpath.join(root, rel)] = tuple(float(v) for v in lab)
-    return out
-
-
-def list_inputs(source: str, storage_options: Mapping[str, Any] | None = None) -> list[InputItem]:
-    """Inputs of a folder, glob, single file, fsspec URL or EG3D ``dataset.json``, deduplicated by content.
-
-    Ids are content hashes (the store's id function), so the same photo under two names is one item.
-    A folder's ``dataset.json`` (if any) supplies known cameras. An empty or unreadable source is a
-    :class:`ConfigError` (fail fast).
-    """
-    try:
-        fs, path = fsspec.core.url_to_fs(source, **dict(storage_options or {}))
-    except (ImportError, ValueError) as exc:
-        raise ConfigError(f"cannot open input {source!r}: {exc}") from exc
-    proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    cameras: dict[str, tuple[float, ...]] = {}
-    if path.endswith(".json"):
-        cameras = _read_dataset_json(fs, path, proto)
-        paths = sorted(cameras)
-    elif _is_glob(path):
-        paths = sorted(fs.glob(path))
-    elif fs.isdir(path):
-        found = fs.find(path)
-        if f"{path.rstrip('/')}/dataset.json" in found:
-            cameras = _read_dataset_json(fs, f"{path.rstrip('/')}/dataset.json", proto)
-        paths = sorted(p for p in found if p.lower().endswith(IMAGE_EXTENSIONS))
-    elif fs.isfile(path):
-        paths = [path]
-    else:
-        raise ConfigError(f"input {source!r} does not exist")
-    if not paths:
-        raise ConfigError(f"input {source!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-    items: dict[str, InputItem] = {}
-    unreadable = 0
-    for p in paths:
-        uri = p if proto in ("file", "local") else f"{proto}://{p}"
-        try:
-            with fs.open(p, "rb") as f:  # streamed in 1 MiB chunks: a huge file never sits in memory
-                iid, size = item_id_from_stream(f)
-        except (OSError, ValueError) as exc:
-            # one unreadable file (permissions, broken symlink, vanished) must not stop the listing of
-            # a whole bucket: it gets an id from its URI and becomes an ``unreadable`` row later
-            log.warning("cannot read input %s while listing: %s: %s", uri, type(exc).__name__, exc)
-            iid, size, unreadable = unreadable_id(uri), 0, unreadable + 1
-        items.setdefault(iid, InputItem(id=iid, uri=uri, size=size, camera=cameras.get(p)))
-    log.info("listed %d inputs (%d unique, %d unreadable) from %s", len(paths), len(items), unreadable, source)
-    return list(items.values())
-
-
-def unreadable_id(uri: str) -> str:
-    """Id of an input whose bytes cannot be read: a hash of its URI in a separate namespace, so the
-    file still gets a row (``unreadable``) and a later readable copy gets its normal content id."""
-    return item_id_from_bytes(b"sym3dinv-unreadable-input\0" + uri.encode("utf-8", "surrogateescape"))
-
-
-def shards(items: Sequence[InputItem], shard_size: int) -> list[list[InputItem]]:
-    if shard_size < 1:
-        raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
-    return [list(items[i:i + shard_size]) for i in range(0, len(items), shard_size)]
 
 
 def resolve_device(num_gpus: float, cuda_available: bool | None = None) -> str:
@@ -210,6 +55,18 @@ def code_version() -> str:
         return version("sym3dinv")
     except PackageNotFoundError:
         return "0+unknown"
+
+
+def load_losses(spec: str) -> Any:
+    """The loss set a :class:`PipelineConfig` names: None for ``lpips`` (the inversion builds METHOD.md's
+    LPIPS + contextual losses itself), else ``module:function()`` imported here, on the worker."""
+    if spec == DEFAULT_LOSSES:
+        return None
+    module, _, name = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)()
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"losses {spec!r}: cannot import it on this worker ({exc})") from exc
 
 
 Progress = Callable[[str, int, int, Mapping[str, float]], None]
@@ -241,13 +98,11 @@ class ItemProcessor:
 
         from sym3dinv.generator import load_generator
 
-        if device == "cpu":
-            torch.set_flush_denormal(True)
         self.config = config
         self.device = torch.device(device)
         self.storage_options = dict(storage_options or {})
         self.G = generator.to(self.device) if generator is not None else load_generator(config.generator, device=device)
-        self.losses = losses if losses is not None else (fast_losses() if config.losses == "fast" else None)
+        self.losses = losses if losses is not None else load_losses(config.losses)
         self._aligner: Callable[..., Any] | None = None
         self._hash = config.config_hash
         self._version = code_version()
@@ -317,7 +172,7 @@ class ItemProcessor:
         is done. An item's result does not depend on its batch (``run_stage1``). When a batch fails (an
         item's stage 2 raising), its items not yet written are redone one by one, so the failure is
         recorded against the item that causes it and the others still finish; out of memory splits the
-        rest in halves first (as :func:`sym3dinv.batching.run_splitting` does), down to single items.
+        batch in halves first (:func:`sym3dinv.batching.run_splitting`), down to single items.
         """
         attempts = list(attempts) if attempts is not None else [0] * len(items)
         rows: dict[int, IndexRow] = {}
@@ -365,40 +220,48 @@ class ItemProcessor:
 
     def _invert_batch(self, batch: list[_Ready], store: RunStore, worker: str | None, progress: Progress | None,
                       rows: dict[int, IndexRow]) -> None:
-        """Invert ``batch`` (one stage-1 batch) and write each item as its stage 2 ends; rows into ``rows``."""
-        written = [0]
-        failure: tuple[bool, str] | None = None  # (out of memory, reason); not the exception: its frames hold tensors
+        """Invert ``batch`` (one stage-1 batch) and write each item as its stage 2 ends; rows into ``rows``.
+
+        Out of memory: :func:`~sym3dinv.batching.run_splitting` retries the halves, down to single items,
+        and an item that does not fit alone gets an ``out_of_memory`` row. Items a failed try had already
+        written keep their rows (a retry skips them)."""
+        report = run_splitting(lambda part: self._invert_or_redo(part, store, worker, progress, rows), batch)
+        for r, res in zip(batch, report.results, strict=True):
+            if isinstance(res, OutOfMemoryItemError):
+                rows[r.pos] = self._failure(r.item, r.attempt, worker, res, r.seconds, r.t0, r.started)
+
+    def _invert_or_redo(self, batch: Sequence[_Ready], store: RunStore, worker: str | None,
+                        progress: Progress | None, rows: dict[int, IndexRow]) -> list[IndexRow]:
+        """One try of a stage-1 batch: its rows, in order. Out of memory propagates (to be split); any other
+        failure is recorded against the item that causes it: the items not yet written are redone alone."""
+        todo = [r for r in batch if r.pos not in rows]
+        failure: str | None = None  # the reason only: the exception's frames hold the batch's tensors
         try:
-            self._run_batch(batch, store, worker, progress, rows, written)
+            if todo:
+                self._run_batch(todo, store, worker, progress, rows)
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - every per-item failure must become a row
-            if len(batch) == 1:
-                r = batch[0]
+            if is_out_of_memory(exc):
+                log.warning("out of memory in a stage-1 batch of %d items after %d were written; splitting it",
+                            len(todo), sum(r.pos in rows for r in todo))
+                raise
+            if len(todo) == 1:
+                r = todo[0]
                 rows[r.pos] = self._failure(r.item, r.attempt, worker, exc, r.seconds, r.t0, r.started)
-                return
-            failure = (is_out_of_memory(exc), f"{type(exc).__name__}: {exc}")
-        if failure is None:
-            return
-        # retried outside the except block, so the failed call's frames (and their tensors) are freed first
-        done = written[0]
-        rest = batch[done:]
-        if failure[0] and len(rest) > 1:  # too big a batch for the device: halves, then singles
-            release_memory()
-            mid = len(rest) // 2
-            log.warning("out of memory in a stage-1 batch of %d items after %d were written; retrying the other "
-                        "%d as %d + %d", len(batch), done, len(rest), mid, len(rest) - mid)
-            for part in (rest[:mid], rest[mid:]):
-                self._invert_batch(part, store, worker, progress, rows)
-            return
-        log.warning("a stage-1 batch of %d items failed after %d were written (%s); redoing the other %d one by one",
-                    len(batch), done, failure[1], len(rest))
-        for r in rest:
-            self._invert_batch([r], store, worker, progress, rows)
+            else:
+                failure = f"{type(exc).__name__}: {exc}"
+        if failure is not None:  # redone outside the except block, so the failed call's tensors are freed first
+            rest = [r for r in todo if r.pos not in rows]
+            log.warning("a stage-1 batch of %d items failed after %d were written (%s); redoing the other %d one "
+                        "by one", len(todo), len(todo) - len(rest), failure, len(rest))
+            for r in rest:
+                self._invert_or_redo([r], store, worker, progress, rows)
+        return [rows[r.pos] for r in batch]
 
     def _run_batch(self, batch: list[_Ready], store: RunStore, worker: str | None, progress: Progress | None,
-                   rows: dict[int, IndexRow], written: list[int]) -> None:
-        """The inversion of one stage-1 batch; ``written[0]`` counts the items already committed."""
+                   rows: dict[int, IndexRow]) -> None:
+        """The inversion of one stage-1 batch; each item's row goes into ``rows`` as soon as it is written."""
         import torch
         import torch.nn.functional as F
 
@@ -416,7 +279,6 @@ class ItemProcessor:
         with contextlib.closing(results):
             for j, (r, res) in enumerate(zip(batch, results, strict=True)):
                 rows[r.pos] = self._write(r, xs[j:j + 1], res, store, worker)
-                written[0] += 1
 
     def _write(self, r: _Ready, x: torch.Tensor, res: Any, store: RunStore, worker: str | None) -> IndexRow:
         """Render an inverted item at the configured views and commit its files; its done row."""
@@ -459,7 +321,6 @@ class ItemProcessor:
                         metrics=metrics, stage_seconds=dict(t), worker=worker, code_version=self._version,
                         item_dir=committed.item_dir, outputs=dict(committed.outputs), started_at=r.started)
 
-
     def adopt_committed(self, item: InputItem, store: RunStore, worker: str | None) -> IndexRow | None:
         """The done row of an attempt of ``item`` already committed under this config hash, or None.
 
@@ -491,31 +352,5 @@ class ItemProcessor:
         return None
 
 
-def _l1_pyramid(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    import torch.nn.functional as F
-
-    total = (x - y).abs().mean(dim=(1, 2, 3))
-    for _ in range(2):
-        x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-        total = total + (x - y).abs().mean(dim=(1, 2, 3))
-    return total / 3
-
-
-def fast_losses() -> Any:
-    """Loss set without LPIPS weights: multi-scale L1 perceptual stand-in (pipeline smoke tests only)."""
-    from sym3dinv.invert.losses import LossFunctions, patch_contextual_loss
-
-    return LossFunctions(perceptual=_l1_pyramid, contextual=patch_contextual_loss, lpips_metric=_l1_pyramid)
-
-
 def _to_uint8(img: torch.Tensor) -> np.ndarray:
     return ((img.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-
-
-def matches(uri: str, pattern: str) -> bool:
-    """Shell-style match on the file name (used by tests' fault hooks and ``--only``)."""
-    return fnmatch.fnmatch(posixpath.basename(uri), pattern)
-
-
-def with_overrides(cfg: PipelineConfig, overrides: Mapping[str, Any]) -> PipelineConfig:
-    return replace(cfg, overrides=tuple(cfg.overrides) + tuple(overrides.items()))

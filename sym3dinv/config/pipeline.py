@@ -1,0 +1,142 @@
+"""The bulk job's configuration: what decides an item's outputs (:class:`PipelineConfig`, hashed for resume)
+and how a run executes (:class:`ExecutionConfig`, not hashed).
+
+Written once: the ``sym3dinv invert`` options are generated from these fields (``sym3dinv.cli.options``),
+the ``bulk-invert`` flow takes these objects as typed parameters (Prefect validates them and shows the
+field docstrings in its form), and ``prefect.yaml`` only sets values. No torch import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+
+from sym3dinv.config.align import AlignConfig
+from sym3dinv.config.core import PYDANTIC_CONFIG, replace_path
+from sym3dinv.config.core import config_hash as _hash
+from sym3dinv.config.invert import InversionConfig, Mode
+from sym3dinv.config.presets import PRESET_NAMES, preset
+
+PresetName = Literal[PRESET_NAMES]  # type: ignore[valid-type] - the choices come from the one preset registry
+DEFAULT_LOSSES = "lpips"
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """Cameras every item is rendered at, as (yaw, pitch) in radians around the EG3D pivot."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    views: tuple[tuple[float, float], ...] = ((0.0, 0.0), (-0.5, 0.0), (0.5, 0.0))
+    """Camera to render as 'yaw,pitch' in radians (repeat)."""
+    depth: bool = True
+    """Also write each view's depth map."""
+
+    def names(self) -> list[str]:
+        return [f"yaw{y:+.2f}_pitch{p:+.2f}" for y, p in self.views]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that decides an item's outputs; its :meth:`config_hash` keys resume in the store."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    generator: str = "synthheads"
+    """'synthheads' (the embedded default), or an EG3D pickle / sym3dinv checkpoint path or URL."""
+    preset: PresetName = "paper"
+    """Named inversion settings (sym3dinv/config/presets.py; speed/quality: paper > balanced > fast > cpu > smoke)."""
+    mode: Mode = "spi"
+    """spi (symmetry prior), pti (pivotal tuning) or w+ (latent only)."""
+    overrides: tuple[tuple[str, Any], ...] = ()
+    """Inversion settings changed from the preset, e.g. (("stage1.steps", 20),) (type-checked)."""
+    align: AlignConfig = field(default_factory=AlignConfig)
+    """Face alignment of photos without a known camera."""
+    render: RenderSpec = field(default_factory=RenderSpec)
+    """Views every inverted item is rendered at."""
+    losses: str = DEFAULT_LOSSES
+    """'lpips' (METHOD.md's LPIPS + contextual), or 'module:function' returning a LossFunctions set,
+    imported on each worker (dependency injection: the tests' cheap stand-in)."""
+
+    def __post_init__(self) -> None:
+        from sym3dinv.errors import ConfigError
+
+        if isinstance(self.overrides, Mapping):  # {"stage1.steps": 20} reads better in Python and YAML
+            object.__setattr__(self, "overrides", tuple(sorted(self.overrides.items())))
+        if self.preset not in PRESET_NAMES:
+            raise ConfigError(f"unknown preset {self.preset!r}; known: {sorted(PRESET_NAMES)}")
+        if self.mode not in ("spi", "pti", "w+"):
+            raise ConfigError(f"unknown mode {self.mode!r}; use spi, pti or w+")
+        if self.losses != DEFAULT_LOSSES and ":" not in self.losses:
+            raise ConfigError(f"unknown losses {self.losses!r}; use {DEFAULT_LOSSES!r} or 'module:function'")
+        self.inversion  # noqa: B018 - validates overrides eagerly (config errors before any work)
+
+    @property
+    def inversion(self) -> InversionConfig:
+        cfg = preset(self.preset, self.mode)
+        for key, value in self.overrides:
+            cfg = replace_path(cfg, key, value)
+        return cfg
+
+    @property
+    def config_hash(self) -> str:
+        # the generator *source string* is part of the hash: a different checkpoint is different work.
+        # The class names and fields hashed here are frozen: stores written before any refactoring
+        # must keep resuming (tests/test_config.py holds golden values).
+        return _hash(self.inversion, self.align, self.render, _Source(self.generator, self.losses))
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> PipelineConfig:
+        """Inversion overrides merged into this config's (a key given again wins), sorted by key."""
+        return replace(self, overrides=tuple(sorted({**dict(self.overrides), **dict(overrides)}.items())))
+
+    def with_set(self, path: str, value: Any) -> PipelineConfig:
+        """``--set path=value``: a field of this config (``align.min_confidence``, ``render.depth``) or,
+        for any other path, an inversion override (``stage1.steps``)."""
+        if path.partition(".")[0] in {f.name for f in fields(self)}:
+            return replace_path(self, path, value)
+        return self.with_overrides({path: value})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"generator": self.generator, "preset": self.preset, "mode": self.mode,
+                "overrides": [list(kv) for kv in self.overrides], "losses": self.losses,
+                "views": [list(v) for v in self.render.views], "config_hash": self.config_hash}
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Hashed with the configs above (its name and fields are part of every stored config hash)."""
+
+    generator: str
+    losses: str
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """How a bulk run executes: sharding, Ray actors, resume. Never hashed: it does not change outputs."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    shard_size: int = 16
+    """Items per shard (one index part each)."""
+    num_actors: int = 2
+    """Ray actors (each holds one generator)."""
+    gpus_per_actor: float = 0.0
+    """GPUs per actor (0 = CPU; CPU fallback where CUDA is missing on the worker)."""
+    items_per_call: int = 0
+    """Items an actor inverts with one shared stage-1 batch (0 = the preset's stage1.batch_size on GPU
+    actors, 1 on CPU ones)."""
+    resume: bool = True
+    """Skip items already done under the same config (and adopt attempts committed but not indexed)."""
+    max_attempts: int = 3
+    """Tries per item when its worker dies; after that the item is recorded as worker_lost."""
+    ray_address: str | None = None
+    """Ray cluster to join (ray://host:10001); default RAY_ADDRESS, else a local Ray is started."""
+
+    def __post_init__(self) -> None:
+        from sym3dinv.errors import ConfigError
+
+        if self.shard_size < 1 or self.num_actors < 1 or self.max_attempts < 1:
+            raise ConfigError("shard_size, num_actors and max_attempts must be >= 1")
+        if self.gpus_per_actor < 0 or self.items_per_call < 0:
+            raise ConfigError("gpus_per_actor and items_per_call must be >= 0")
