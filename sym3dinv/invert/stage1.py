@@ -101,31 +101,10 @@ def run_stage1(
     t0 = time.perf_counter()
     n, dev = images.shape[0], images.device
     perf = resolve(config.perf, dev)
-    c_avg = cameras if cfg.w_avg_camera == "input" else camera_label(0.0, 0.0).to(dev).expand(n, -1)
-    w_avg, w_std = mean_w(G, c_avg, cfg.w_avg_samples, generator)
-    # per-image copies of the generator's state: image i's w noise is what it would draw alone
-    streams = [generator] + [torch.Generator(device=generator.device).set_state(generator.get_state())
-                             for _ in range(n - 1)]
-    ws = w_avg.repeat(1, G.num_ws, 1).clone().requires_grad_(True)  # [N, K, W] W+ from the mean
-    params: list[Tensor] = [ws]
-    noise: dict[str, Tensor] = {}
-    if cfg.optimize_noise:
-        for k, b in noise_buffers(G).items():  # per-image copies [N, 1, r, r], normalised like the projector
-            x = b.detach().reshape(1, 1, *b.shape).repeat(n, 1, 1, 1)
-            mean, std = x.mean(dim=(1, 2, 3), keepdim=True), x.std(dim=(1, 2, 3), keepdim=True)  # per image
-            noise[k] = ((x - mean) / std).requires_grad_(True)
-        params += list(noise.values())
-    opt = torch.optim.Adam(params, betas=(0.9, 0.999), lr=cfg.lr)
-
-    use_mirror = config.use_mirror_stage1
-    wm = mirror_weights(cameras, cfg.mirror_yaw_threshold, cfg.mirror_sigma, cfg.mirror_norm) if use_mirror else None
-    mirrored = bool(wm is not None and (wm > 0).any())
-    res = cfg.lpips_resolution
-    target = area_resize(images, min(res, images.shape[-1]))
-    cams = cameras
-    if mirrored:  # both views of every image in one synthesis call: [2N]
-        target = torch.cat((target, flip(target)))
-        cams = torch.cat((cameras, mirror_label(cameras)))
+    ws, noise, w_std, streams = _start(G, cameras, config, generator)
+    opt = torch.optim.Adam([ws, *noise.values()], betas=(0.9, 0.999), lr=cfg.lr)
+    wm, target, cams = _targets(images, cameras, config)
+    mirrored = wm is not None
     set_loss_memory_format(losses, perf.channels_last)
     # the (mirrored) targets never change: their LPIPS features are computed once (perf switch)
     perceptual = compile_with_fallback(
@@ -153,8 +132,7 @@ def run_stage1(
         rec = dist[:n]
         loss_i = rec.clone()
         rec_m = torch.zeros_like(rec)
-        if mirrored:
-            assert wm is not None
+        if wm is not None:
             rec_m = dist[n:]
             loss_i = loss_i + wm * rec_m
         reg = noise_regularizer(noise) if noise else torch.zeros_like(rec)
@@ -174,3 +152,38 @@ def run_stage1(
             progress("stage1", step, cfg.steps, rec_stats)
     noise_out = {k: v.detach()[:, 0] for k, v in noise.items()}
     return Stage1Result(ws=ws.detach(), noise=noise_out, history=tuple(history), seconds=time.perf_counter() - t0)
+
+
+def _start(G: TriPlaneGenerator, cameras: Tensor, config: InversionConfig, generator: torch.Generator,
+           ) -> tuple[Tensor, dict[str, Tensor], Tensor, list[torch.Generator]]:
+    """The starting point of a batch: W+ at the camera-conditioned mean w (trainable), per-image normalised
+    copies of the noise buffers (trainable, when optimised), w_std, and one random stream per image."""
+    cfg = config.stage1
+    n, dev = cameras.shape[0], cameras.device
+    c_avg = cameras if cfg.w_avg_camera == "input" else camera_label(0.0, 0.0).to(dev).expand(n, -1)
+    w_avg, w_std = mean_w(G, c_avg, cfg.w_avg_samples, generator)
+    # per-image copies of the generator's state: image i's w noise is what it would draw alone
+    streams = [generator] + [torch.Generator(device=generator.device).set_state(generator.get_state())
+                             for _ in range(n - 1)]
+    ws = w_avg.repeat(1, G.num_ws, 1).clone().requires_grad_(True)  # [N, K, W] W+ from the mean
+    noise: dict[str, Tensor] = {}
+    if cfg.optimize_noise:
+        for k, b in noise_buffers(G).items():  # per-image copies [N, 1, r, r], normalised like the projector
+            x = b.detach().reshape(1, 1, *b.shape).repeat(n, 1, 1, 1)
+            mean, std = x.mean(dim=(1, 2, 3), keepdim=True), x.std(dim=(1, 2, 3), keepdim=True)  # per image
+            noise[k] = ((x - mean) / std).requires_grad_(True)
+    return ws, noise, w_std, streams
+
+
+def _targets(images: Tensor, cameras: Tensor, config: InversionConfig) -> tuple[Tensor | None, Tensor, Tensor]:
+    """(mirror weights or None, LPIPS targets, cameras): with the mirror term, both views of every image go
+    in one synthesis call ([2N]: the inputs, then their flips at the mirrored cameras)."""
+    cfg = config.stage1
+    wm = None
+    if config.use_mirror_stage1:
+        wm = mirror_weights(cameras, cfg.mirror_yaw_threshold, cfg.mirror_sigma, cfg.mirror_norm)
+        wm = wm if bool((wm > 0).any()) else None
+    target = area_resize(images, min(cfg.lpips_resolution, images.shape[-1]))
+    if wm is None:
+        return None, target, cameras
+    return wm, torch.cat((target, flip(target))), torch.cat((cameras, mirror_label(cameras)))
