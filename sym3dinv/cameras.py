@@ -18,10 +18,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-RADIUS = 2.7  # orbit radius of FFHQ cameras
-PIVOT = (0.0, 0.0, 0.2)  # look-at point of FFHQ cameras
-FFHQ_FOCAL = 4.2647  # normalised focal of FFHQ's dataset.json labels
-FOV_DEG = 18.837  # field of view gen_samples.py uses (focal 4.263391 through EG3D's own formula)
+from sym3dinv.eg3d_constants import FFHQ_FOCAL, FOV_DEG, PIVOT, RADIUS  # the one definition; re-exported
+
 MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0]))  # S in S @ cam2world @ S
 
 

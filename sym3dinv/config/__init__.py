@@ -14,13 +14,11 @@ from __future__ import annotations
 from sym3dinv.config.align import AlignConfig
 from sym3dinv.config.core import config_hash, field_docs, replace_path, to_dict
 from sym3dinv.config.dataset import CameraSpec, DatasetConfig, EditSpec
-from sym3dinv.config.generator import FFHQ_RENDERING, RenderingConfig
 from sym3dinv.config.invert import InversionConfig, Mode, Stage1Config, Stage2Config
 from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig, RenderSpec
 from sym3dinv.config.store import RetryPolicy, StoreConfig
 
 __all__ = [
-    "FFHQ_RENDERING",
     "AlignConfig",
     "CameraSpec",
     "DatasetConfig",
@@ -30,7 +28,6 @@ __all__ = [
     "Mode",
     "PipelineConfig",
     "RenderSpec",
-    "RenderingConfig",
     "RetryPolicy",
     "Stage1Config",
     "Stage2Config",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sym3dinv.eg3d_constants import FFHQ_FOCAL
+
 
 @dataclass(frozen=True)
 class AlignConfig:
@@ -37,7 +39,7 @@ class AlignConfig:
     cameras (60 views, docs/alignment.md); not yet checked against EG3D's FFHQ labels."""
     yaw_offset_deg: float = 0.0
     """Added to the estimated yaw (calibration; the mirror test requires 0)."""
-    focal: float = 4.2647
+    focal: float = FFHQ_FOCAL
     """Normalised focal written into labels (FFHQ dataset.json)."""
     label_roll: bool = False
     """Keep the estimated roll in the label; off because the crop already levels the eye line."""

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from sym3dinv.config.core import PYDANTIC_CONFIG
+from sym3dinv.eg3d_constants import FFHQ_FOCAL, RADIUS
 from sym3dinv.errors import ConfigError
 
 CameraKind = Literal["grid", "orbit", "ffhq", "labels"]
@@ -48,9 +49,9 @@ class CameraSpec:
     """orbit / ffhq / labels: number of views."""
     seed: int = 0
     """ffhq / labels: sampling seed (fixed: same seed, same cameras)."""
-    radius: float = 2.7
+    radius: float = RADIUS
     """Camera distance from the pivot (EG3D's FFHQ cameras: 2.7)."""
-    focal: float = 4.2647
+    focal: float = FFHQ_FOCAL
     """Normalised focal (FFHQ's dataset.json value); field of view = 2 atan(0.5 / focal)."""
     labels_path: str | None = None
     """labels: an EG3D ``dataset.json`` (local path or fsspec URL) to draw poses from."""

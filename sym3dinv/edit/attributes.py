@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sym3dinv.eg3d_constants import RADIUS
+
 if TYPE_CHECKING:
     import torch
 
@@ -125,7 +127,7 @@ def world_points(z_depth: np.ndarray) -> np.ndarray:
     r = z_depth.shape[0]
     _, dirs = _frontal(r)
     dist = z_depth / np.maximum(-dirs[..., 2], 1e-6)  # z-depth -> distance along each ray
-    return np.array([0.0, 0.0, 2.7]) + dirs * dist[..., None]
+    return np.array([0.0, 0.0, RADIUS]) + dirs * dist[..., None]
 
 
 def parting_side(z_depth: np.ndarray) -> float:

@@ -18,6 +18,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from sym3dinv.eg3d_constants import PIVOT, RADIUS, RAY_END, RAY_START
 from sym3dinv.generator.networks import StyleGAN2Backbone, SuperResolution
 from sym3dinv.generator.volume import (
     DecodedSamples,
@@ -43,10 +44,10 @@ SYNTHESIS_KWARGS = {"channel_base", "channel_max", "num_fp16_res", "conv_clamp",
 HARMLESS_KWARGS: dict[str, Any] = {"fp16_channels_last": None, "channels_last": None, "architecture": "skip",
                                    "resample_filter": [1, 3, 3, 1], "use_noise": True}
 RENDERING_DEFAULTS: dict[str, Any] = {
-    "depth_resolution": 48, "depth_resolution_importance": 48, "ray_start": 2.25, "ray_end": 3.3,
+    "depth_resolution": 48, "depth_resolution_importance": 48, "ray_start": RAY_START, "ray_end": RAY_END,
     "box_warp": 1, "c_gen_conditioning_zero": False, "c_scale": 1.0, "superresolution_noise_mode": "none",
     "sr_antialias": True, "decoder_lr_mul": 1.0, "clamp_mode": "softplus", "disparity_space_sampling": False,
-    "avg_camera_radius": 2.7, "avg_camera_pivot": [0, 0, 0.2],
+    "avg_camera_radius": RADIUS, "avg_camera_pivot": list(PIVOT),
 }
 
 

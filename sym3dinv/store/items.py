@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from jaxtyping import Float, UInt8
 
+from sym3dinv.eg3d_constants import RAY_END, RAY_START
 from sym3dinv.errors import StoreError
 from sym3dinv.store.ids import safe_relpath, validate_item_id, validate_name
 from sym3dinv.store.schema import new_token, utcnow
@@ -114,7 +115,7 @@ class ItemWriter:
         depth: Float[np.ndarray, "h w"],
         *,
         fmt: str = "npy",
-        depth_range: tuple[float, float] = (2.25, 3.3),
+        depth_range: tuple[float, float] = (RAY_START, RAY_END),
     ) -> str:
         """Depth map: ``npy`` (float32, exact) or ``png16`` (16-bit, linear over ``depth_range``)."""
         arr = np.asarray(depth, dtype=np.float32)

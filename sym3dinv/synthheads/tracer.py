@@ -20,11 +20,11 @@ from jaxtyping import Bool, Float, Int64
 from torch import Tensor
 
 from sym3dinv import cameras
+from sym3dinv.eg3d_constants import RAY_END, RAY_START  # noqa: F401 - RAY_START/RAY_END re-exported for tests
 from sym3dinv.synthheads.head import Head, Part
 
 log = logging.getLogger(__name__)
 
-RAY_START, RAY_END = 2.25, 3.3  # EG3D FFHQ ray range; every head surface lies inside it
 BOUND_RADIUS = 0.62  # every head fits in this origin-centred sphere: rays start where they enter it
 LIGHTS = ((0.0, 0.45, 1.0, 0.70), (0.0, 1.0, -0.3, 0.20))  # (direction xyz, intensity), all on x = 0
 AMBIENT = 0.35

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sym3dinv import cameras
+from sym3dinv.eg3d_constants import PIVOT, RADIUS, RAY_END, RAY_START
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +118,11 @@ class TrainConfig:
                 "sr_antialias": True,
                 "depth_resolution": self.depth_samples,
                 "depth_resolution_importance": self.depth_samples,
-                "ray_start": 2.25,
-                "ray_end": 3.3,
+                "ray_start": RAY_START,
+                "ray_end": RAY_END,
                 "box_warp": 1,
-                "avg_camera_radius": 2.7,
-                "avg_camera_pivot": [0, 0, 0.2],
+                "avg_camera_radius": RADIUS,
+                "avg_camera_pivot": list(PIVOT),
             },
         }
 
