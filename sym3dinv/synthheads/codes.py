@@ -1,0 +1,55 @@
+"""Identity codes of the training heads: an MLP of each head's known attributes plus a free residual.
+
+A pure auto-decoder (one free z per identity) learns nothing about an identity until that identity is
+drawn, and with 1,536 identities each one is drawn only a few times in a CPU budget. Predicting the code
+from the head's ground-truth attributes (``HeadParams.attributes``: colours, proportions, asymmetry
+flags) shares what is learnt across identities, so codes organise by attribute from the first steps; the
+per-identity residual (initialised at zero) keeps whatever the attributes do not explain.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+SKIP_ATTRIBUTES = ("seed",)
+"""Attributes that do not describe the head's appearance."""
+
+
+def attribute_matrix(identities: range | list[int]) -> Tensor:
+    """[N, A] float attributes of SynthHeads seeds ``identities`` (fixed column order)."""
+    from sym3dinv.synthheads.params import sample_head_params
+
+    rows = []
+    for i in identities:
+        attrs = sample_head_params(i).attributes()
+        rows.append([float(v) for k, v in sorted(attrs.items()) if k not in SKIP_ATTRIBUTES])
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def moment_prior(w_codes: Tensor, w_rand: Tensor) -> Tensor:
+    """Match the mean and spread of mapped identity codes and mapped random z (so G(z ~ N) lands among them)."""
+    return (w_codes.mean(0) - w_rand.mean(0)).pow(2).mean() + (w_codes.std(0) - w_rand.std(0)).pow(2).mean()
+
+
+class IdentityCodes(nn.Module):
+    """z of identity i = MLP(standardised attributes_i) + residual_i."""
+
+    def __init__(self, attributes: Tensor, z_dim: int, hidden: int = 128, seed: int = 0) -> None:
+        super().__init__()
+        mean, std = attributes.mean(0), attributes.std(0).clamp_min(1e-6)
+        self.register_buffer("attributes", (attributes - mean) / std)
+        g = torch.Generator().manual_seed(seed)
+        self.mlp = nn.Sequential(nn.Linear(attributes.shape[1], hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, z_dim))
+        with torch.no_grad():
+            for m in self.mlp:
+                if isinstance(m, nn.Linear):
+                    m.weight.normal_(0, 1 / m.in_features ** 0.5, generator=g)
+                    m.bias.zero_()
+        self.residual = nn.Parameter(torch.zeros(attributes.shape[0], z_dim))
+
+    def forward(self, ids: Tensor | None = None) -> Tensor:
+        """Codes of identities ``ids`` ([B] long), or of all identities."""
+        a = self.attributes if ids is None else self.attributes[ids]
+        r = self.residual if ids is None else self.residual[ids]
+        return self.mlp(a) + r
