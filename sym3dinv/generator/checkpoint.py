@@ -11,8 +11,9 @@ first bytes, never from the file name):
 - A plain state-dict ``.safetensors`` (e.g. the EG3D fixture ``tiny_G.safetensors``): its constructor
   kwargs come from ``config=`` (a path/URL of a JSON with ``init_kwargs``, or a mapping) or else from the
   ``NAME.json`` sidecar.
-- ``None`` / ``"synthheads"``: the embedded default, ``sym3dinv/synthheads/weights/default_G.safetensors``
-  (+ ``default_G.json``); missing -> :class:`ModelNotFoundError`. No weights are ever downloaded:
+- ``None`` / ``"synthheads"``: the embedded default (:data:`DEFAULT_EMBEDDED`); ``"synthheads-v1"`` /
+  ``"synthheads-v2"`` name one embedded generator (``sym3dinv/synthheads/weights/<stem>.safetensors``
+  + ``.json``, :data:`EMBEDDED_FILES`); missing -> :class:`ModelNotFoundError`. No weights are ever downloaded:
   fsspec reads exactly the URL the caller gave.
 """
 
@@ -46,6 +47,10 @@ FORMAT = "sym3dinv-generator"
 FORMAT_VERSION = "1"
 RESERVED_METADATA = ("format", "version", "init_kwargs")
 MAX_SAFETENSORS_HEADER = 100 << 20  # bytes; real headers are a few kB
+EMBEDDED_FILES = {"synthheads-v1": "default_G", "synthheads-v2": "synthheads_v2"}
+"""Embedded generators by name -> file stem under ``sym3dinv/synthheads/weights/``."""
+DEFAULT_EMBEDDED = "synthheads-v1"
+"""What ``None`` / ``"synthheads"`` / ``"default"`` load."""
 DEFAULT_NAMES = ("synthheads", "default")
 Format = Literal["eg3d-pickle", "safetensors", "torch-zip", "unknown"]
 
@@ -57,9 +62,23 @@ _KNOWN_MAGIC = (
 )
 
 
-def default_generator_paths() -> tuple[Path, Path]:
-    """Weights and sidecar of the embedded SynthHeads default generator (inside the package)."""
-    weights = Path(__file__).resolve().parents[1] / "synthheads" / "weights" / "default_G.safetensors"
+def embedded_name(source: object) -> str | None:
+    """The embedded generator ``source`` names (``None`` and the default aliases included), else None."""
+    if source is None:
+        return DEFAULT_EMBEDDED
+    if isinstance(source, str):
+        key = source.lower()
+        if key in DEFAULT_NAMES:
+            return DEFAULT_EMBEDDED
+        if key in EMBEDDED_FILES:
+            return key
+    return None
+
+
+def default_generator_paths(name: str | None = None) -> tuple[Path, Path]:
+    """Weights and sidecar of an embedded SynthHeads generator (inside the package); default: the default."""
+    stem = EMBEDDED_FILES[embedded_name(name) or DEFAULT_EMBEDDED]
+    weights = Path(__file__).resolve().parents[1] / "synthheads" / "weights" / f"{stem}.safetensors"
     return weights, weights.with_suffix(".json")
 
 
@@ -236,11 +255,12 @@ def build_generator(ck: LoadedCheckpoint) -> TriPlaneGenerator:
 
 
 def _resolve_source(source: str | os.PathLike[str] | None) -> str | os.PathLike[str]:
-    if source is None or (isinstance(source, str) and source.lower() in DEFAULT_NAMES):
-        weights, sidecar = default_generator_paths()
+    name = embedded_name(source)
+    if name is not None:
+        weights, sidecar = default_generator_paths(name)
         if not weights.is_file():
             raise ModelNotFoundError(
-                f"the embedded SynthHeads default generator is missing: expected {weights} and {sidecar} inside "
+                f"the embedded SynthHeads generator {name!r} is missing: expected {weights} and {sidecar} inside "
                 "the installed package. Reinstall sym3dinv, train one with `sym3dinv synthheads train`, or pass "
                 "an EG3D network pickle / sym3dinv checkpoint path or URL.")
         return weights

@@ -129,7 +129,7 @@ def test_full_size_kwargs_build_through_the_loader(eg3d_fixtures: Path, tmp_path
 
 def test_synthheads_default_missing_names_both_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     w, s = tmp_path / "weights" / "default_G.safetensors", tmp_path / "weights" / "default_G.json"
-    monkeypatch.setattr(checkpoint, "default_generator_paths", lambda: (w, s))
+    monkeypatch.setattr(checkpoint, "default_generator_paths", lambda name=None: (w, s))
     for source in (None, "synthheads", "SynthHeads"):
         with pytest.raises(ModelNotFoundError, match="default_G.safetensors.*default_G.json"):
             load_generator(source)
@@ -277,6 +277,19 @@ def test_cli_info_and_convert(eg3d_fixtures: Path, ref_sd: dict[str, torch.Tenso
 
 def test_cli_without_embedded_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(checkpoint, "default_generator_paths",
-                        lambda: (tmp_path / "default_G.safetensors", tmp_path / "default_G.json"))
+                        lambda name=None: (tmp_path / "default_G.safetensors", tmp_path / "default_G.json"))
     res = CliRunner().invoke(_cli(), ["generator", "info"])
-    assert res.exit_code == 2 and "default generator is missing" in res.output and "default_G.json" in res.output
+    assert res.exit_code == 2 and "is missing" in res.output and "default_G.json" in res.output
+
+
+def test_embedded_generators_by_name() -> None:
+    assert checkpoint.embedded_name(None) == checkpoint.DEFAULT_EMBEDDED
+    assert checkpoint.embedded_name("SynthHeads") == checkpoint.DEFAULT_EMBEDDED
+    assert checkpoint.embedded_name("synthheads-v2") == "synthheads-v2"
+    assert checkpoint.embedded_name("/some/file.pkl") is None
+    v1, _ = checkpoint.default_generator_paths("synthheads-v1")
+    v2, _ = checkpoint.default_generator_paths("synthheads-v2")
+    assert v1.name == "default_G.safetensors" and v2.name == "synthheads_v2.safetensors"
+    for name, (w, _) in ((n, checkpoint.default_generator_paths(n)) for n in checkpoint.EMBEDDED_FILES):
+        if w.is_file():  # every shipped embedded generator loads by its name
+            assert load_generator(name).img_resolution == 128
