@@ -98,11 +98,17 @@ def bench(
 @app.command()
 def train(
     out: str = typer.Argument(..., help="Output directory: cache, checkpoints (resumable), default_G.safetensors."),
-    steps: int = typer.Option(2000, help="Training steps."),
-    identities: int = typer.Option(256, help="Training identities (seeds 0..N-1)."),
-    threads: int = typer.Option(2, help="Torch threads for training (rendering uses 1)."),
+    steps: int | None = typer.Option(None, help="Training steps (default: TrainConfig.steps, the shipped recipe)."),
+    identities: int | None = typer.Option(None, help="Training identities, seeds 0..N-1 (default: TrainConfig)."),
+    threads: int = typer.Option(2, help="Torch threads for training."),
+    workers: int = typer.Option(2, help="Processes rendering the ground-truth cache (one thread each)."),
+    stop_at: int | None = typer.Option(None, help="End this invocation at this step; run again to resume."),
 ) -> None:
-    """Train the embedded default generator on SynthHeads (CPU; resumes from the newest checkpoint)."""
+    """Train the embedded generator on SynthHeads (CPU; resumes from the newest checkpoint in OUT)."""
     from sym3dinv.synthheads.train import main as train_main
 
-    raise typer.Exit(train_main([out, "--steps", str(steps), "--identities", str(identities), "--threads", str(threads)]))
+    argv = [out, "--threads", str(threads), "--workers", str(workers)]
+    for flag, value in (("--steps", steps), ("--identities", identities), ("--stop-at", stop_at)):
+        if value is not None:
+            argv += [flag, str(value)]
+    raise typer.Exit(train_main(argv))

@@ -134,3 +134,14 @@ def test_resume_refuses_another_recipe(cache, tmp_path) -> None:
     train(dataclasses.replace(TOY, steps=2), cache[0], tmp_path / "run")
     with pytest.raises(ValueError, match="another TrainConfig"):
         train(dataclasses.replace(TOY, lpips_weight=0.5), cache[0], tmp_path / "run")
+
+
+def test_command_line_trains_resumably(tmp_path) -> None:
+    from sym3dinv.synthheads.train import main
+
+    args = [str(tmp_path), "--identities", "2", "--views", "2", "--neural-rendering-resolution", "16",
+            "--triplane-resolution", "16", "--channel-base", "256", "--channel-max", "16", "--depth-samples", "8",
+            "--steps", "2", "--batch", "2", "--workers", "1", "--threads", "1", "--lpips-crop", "32"]
+    assert main([*args, "--stop-at", "1"]) == 0 and (tmp_path / "ckpt-1.pt").is_file()
+    assert main(args) == 0 and (tmp_path / "ckpt-2.pt").is_file()
+    assert load_generator(tmp_path / "default_G.safetensors").z_dim == TrainConfig().z_dim
