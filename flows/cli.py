@@ -99,7 +99,7 @@ def _report(summary: Any) -> None:
 
 @config_options(StoreConfig, param="storage", fields=("endpoint_url",))
 @config_options(ExecutionConfig, param="execution", flags={"num_actors": Flag(("--actors",))})
-@config_options(PipelineConfig, flatten=("render",), exclude=("losses",), sets="stage1.steps=50 or align.min_confidence=0.3",
+@config_options(PipelineConfig, flatten=("render", "align.camera_format"), exclude=("losses",), sets="stage1.steps=50 or align.min_confidence=0.3",
                 flags={"render.views": Flag(("--view",), parser=parse_view, only=True)})
 def invert(
     input: str = typer.Argument(..., help="Folder, glob, fsspec URL or EG3D dataset.json."),

@@ -67,6 +67,13 @@ class DecodeError(ItemError):
     code = "decode_error"
 
 
+class BadCameraError(DecodeError):
+    """A known camera label that cannot be used: wrong length, NaN, not a rigid transform, or a format
+    that does not convert (sym3dinv.camera_check names the problem)."""
+
+    code = "bad_camera"
+
+
 class UnsupportedModeError(ItemError):
     code = "unsupported_mode"
 

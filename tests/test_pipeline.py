@@ -77,3 +77,30 @@ def test_aligned_photos_pass_their_eye_and_mouth_boxes_to_stage2() -> None:
     assert max(ly1, ry1) < my1 and min(ly0, ry0) < my0  # eyes above the mouth
     assert rx1 < lx1 and (rx0 + rx1) / 2 < 0.5 < (lx0 + lx1) / 2  # subject's right eye is on the image left
     assert regions.boxes != DEFAULT_BOXES
+
+
+def test_known_cameras_in_other_formats_reach_the_inversion(tmp_path: Path, tiny_checkpoint: str) -> None:
+    """``align.camera_format``: a COLMAP dataset.json's labels become the EG3D labels the item is inverted
+    at; a NaN label fails that item alone (``bad_camera``), before any inversion."""
+    import numpy as np
+
+    from sym3dinv import camera_formats as F
+    from sym3dinv.cameras import camera_label
+    from sym3dinv.pipeline import ItemProcessor
+    from sym3dinv.store import RunStore
+    from tests.plugin import make_folder, tiny_pipeline
+
+    src = make_folder(tmp_path / "in", n_good=2)
+    eg3d = dict(json.loads((src / "dataset.json").read_text())["labels"])
+    colmap = {k: F.from_label(v, "colmap").tolist() for k, v in eg3d.items()}
+    colmap["head1.png"][0] = float("nan")
+    (src / "dataset.json").write_text(json.dumps({"labels": [[k, v] for k, v in colmap.items()]}))
+    items = {Path(i.uri).name: i for i in list_inputs(str(src))}
+    config = tiny_pipeline(tiny_checkpoint).with_set("align.camera_format", "colmap")
+    assert config.config_hash != tiny_pipeline(tiny_checkpoint).config_hash
+    assert PipelineConfig().align.camera_format == "eg3d"
+    proc, store = ItemProcessor(config), RunStore(str(tmp_path / "store"))
+    good, bad = proc.process(items["head0.png"], store), proc.process(items["head1.png"], store)
+    assert good.status.value == "done" and np.allclose(good.camera_label, eg3d["head0.png"], atol=1e-5)
+    assert np.allclose(good.camera_label, camera_label(-0.4, 0.05)[0].numpy(), atol=1e-5)
+    assert bad.status.value == "failed" and bad.error_class == "bad_camera" and "not_finite" in bad.error_message

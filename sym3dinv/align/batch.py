@@ -19,6 +19,7 @@ from PIL import Image
 
 from sym3dinv.align import AlignedFace, FaceAligner
 from sym3dinv.align.known_cameras import read_dataset_json, read_sidecar
+from sym3dinv.camera_check import known_label
 from sym3dinv.config.align import AlignConfig
 from sym3dinv.errors import Sym3dInvError, error_code
 
@@ -75,7 +76,7 @@ def align_folder(source: str, out: str, config: AlignConfig, dataset_json: str |
     import pandas as pd
 
     inputs = list_inputs(source)
-    known: dict[str, np.ndarray] = {}
+    known: dict[str, object] = {}
     if dataset_json is None:
         fs_in, p_in = fsspec.core.url_to_fs(source)
         cand = str(PurePosixPath(p_in) / "dataset.json")
@@ -92,9 +93,9 @@ def align_folder(source: str, out: str, config: AlignConfig, dataset_json: str |
         for src in inputs:
             stem = PurePosixPath(src).stem
             try:
-                label = known.get(PurePosixPath(src).name)
-                if label is None:
-                    label = read_sidecar(src)
+                raw = known.get(PurePosixPath(src).name)
+                label = (read_sidecar(src, config.camera_format) if raw is None
+                         else known_label(raw, config.camera_format, f"{dataset_json}:{PurePosixPath(src).name}"))
                 faces = (aligner.align_all(src, label) if config.multi_face == "all"
                          else [aligner.align(src, label)])
             except Sym3dInvError as exc:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import typer
+
+from sym3dinv.cli.options import DEFAULT, config_options
+from sym3dinv.config.align import AlignConfig
 
 app = typer.Typer(no_args_is_help=True, help="Align real photos like EG3D and estimate their camera labels.")
 
 
 @app.command("run")
+@config_options(AlignConfig, fields=("camera_format",))
 def run(
     input: str = typer.Argument(..., help="An image, or a folder/prefix of images (local path or fsspec URL)."),
     out: str = typer.Argument(..., help="Output folder: crops/, masks/, dataset.json, results.parquet."),
@@ -17,15 +23,15 @@ def run(
     min_confidence: float = typer.Option(0.5, help="Refuse faces below this detection score."),
     max_yaw: float = typer.Option(80.0, help="Refuse |yaw| above this, degrees."),
     model: str = typer.Option(None, help="Path of face_landmarker.task (default: the model directory)."),
+    config: AlignConfig = DEFAULT,
 ) -> None:
     """Align every image; failures become rows of results.parquet with an error class."""
     from sym3dinv.align.batch import align_folder
-    from sym3dinv.config.align import AlignConfig
     from sym3dinv.errors import ConfigError
 
     try:
-        cfg = AlignConfig(multi_face=multi_face, already_aligned=already_aligned, min_confidence=min_confidence,
-                          max_abs_yaw_deg=max_yaw, landmarker_model=model)
+        cfg = dataclasses.replace(config, multi_face=multi_face, already_aligned=already_aligned,
+                                  min_confidence=min_confidence, max_abs_yaw_deg=max_yaw, landmarker_model=model)
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc
     s = align_folder(input, out, cfg, dataset_json)

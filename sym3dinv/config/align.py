@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+CameraFormat = Literal["eg3d", "opencv", "opengl", "nerfstudio", "instant-ngp", "colmap", "deep3dface"]
+CAMERA_FORMATS: tuple[str, ...] = get_args(CameraFormat)
+"""Conventions of known camera labels (``sym3dinv.camera_formats`` converts each to the EG3D label)."""
 
 from sym3dinv.eg3d_constants import FFHQ_FOCAL
 
@@ -47,6 +52,10 @@ class AlignConfig:
     """Eye/mouth boxes grow by this fraction of their size on each side."""
     already_aligned: bool = False
     """Inputs are EG3D crops already: resize to ``output_size`` and skip the crop."""
+    camera_format: CameraFormat = field(default="eg3d", metadata={"hash": "non_default"})
+    """Convention of known cameras (dataset.json labels, sidecars): eg3d (25 floats), opencv ([R|t] world to
+    camera), opengl / nerfstudio / instant-ngp (cam2world), colmap (qvec, tvec), deep3dface (angle, trans as
+    EG3D's FFHQ preprocessing uses them); intrinsics (9, normalised) may follow the pose (docs/alignment.md)."""
 
     def __post_init__(self) -> None:
         from sym3dinv.errors import ConfigError
@@ -55,5 +64,26 @@ class AlignConfig:
             raise ConfigError(f"multi_face must be 'largest' or 'all', got {self.multi_face!r}")
         if self.output_size < 16 or self.max_pixels <= 0 or self.min_side < 1 or self.max_faces < 1:
             raise ConfigError("output_size >= 16, max_pixels > 0, min_side >= 1 and max_faces >= 1 are required")
+        if self.camera_format not in CAMERA_FORMATS:
+            raise ConfigError(f"camera_format must be one of {', '.join(CAMERA_FORMATS)}, got {self.camera_format!r}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ConfigError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
+
+
+@dataclass(frozen=True)
+class CameraCheckConfig:
+    """Tolerances of ``sym3dinv cameras check`` (:func:`sym3dinv.camera_check.check_label`); the defaults
+    accept FFHQ's labels (radius 2.7, focal 4.26) and SynthHeads'."""
+
+    orthonormal_tol: float = 1e-3
+    """Largest entry of |R^T R - I| accepted (float32 labels are ~1e-7 off)."""
+    look_deg: float = 15.0
+    """Largest angle between the camera's +z axis and the direction to the pivot."""
+    radius: float = 2.7
+    """FFHQ's orbit radius (sym3dinv.cameras.RADIUS)."""
+    radius_tol: float = 0.15
+    """Relative deviation of |camera position| from ``radius`` accepted."""
+    principal_tol: float = 0.25
+    """Largest |cx - 0.5|, |cy - 0.5| of normalised intrinsics."""
+    focal_range: tuple[float, float] = (0.5, 50.0)
+    """Normalised focal lengths outside this range are not normalised (or not a portrait camera)."""

@@ -17,10 +17,13 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def _hashed_dict(cfg: Any) -> Any:
-    """``to_dict`` without fields marked ``metadata={"hash": False}`` (speed switches that leave outputs the same)."""
+    """``to_dict`` without fields marked ``metadata={"hash": False}`` (speed switches that leave outputs the
+    same), and without fields marked ``{"hash": "non_default"}`` while they hold their default: a field added
+    later that way leaves the hashes of existing stores where they were, yet any other value is new work."""
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
         return {f.name: _hashed_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
-                if f.metadata.get("hash", True)}
+                if f.metadata.get("hash", True) is True
+                or (f.metadata.get("hash") == "non_default" and getattr(cfg, f.name) != f.default)}
     return json.loads(json.dumps(cfg, sort_keys=True, default=str)) if not isinstance(cfg, tuple | list) else [
         _hashed_dict(v) for v in cfg]
 

@@ -4,7 +4,8 @@ EG3D / StyleGAN ``dataset.json``
     ``{"labels": [["<relpath>.png", [25 floats]], ...]}``: the row-major 4x4 cam2world in the OpenCV
     camera convention (x right, y down, z forward: the camera looks along +z; world y up) followed by the
     row-major 3x3 intrinsics normalised by the image size (fx/W, 0, cx/W; 0, fy/H, cy/H; 0, 0, 1).
-    Exactly ``sym3dinv.cameras``' labels, which are bit-exact with EG3D's sampler.
+    Exactly ``sym3dinv.cameras``' labels, which are bit-exact with EG3D's sampler. Labels in the other
+    conventions (OpenCV, COLMAP, Deep3DFaceRecon) convert with ``sym3dinv.camera_formats.from_label``.
 
 nerfstudio / instant-ngp ``transforms.json``
     ``transform_matrix`` = camera-to-world in the OpenGL/Blender camera convention (x right, y up,
@@ -26,8 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
-"""Right-multiply a cam2world to flip the camera's y and z axes (OpenCV <-> OpenGL; its own inverse)."""
+from sym3dinv.camera_formats import CV_TO_GL
 
 INDEX_VERSION = 1
 INDEX_SCHEMA = pa.schema(

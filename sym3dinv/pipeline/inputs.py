@@ -37,7 +37,9 @@ def _is_glob(s: str) -> bool:
 
 
 def _read_dataset_json(fs: fsspec.AbstractFileSystem, path: str, proto: str) -> dict[str, tuple[float, ...]]:
-    """EG3D's ``dataset.json`` (``{"labels": [[relpath, [25 floats]], ...]}``) -> abs path -> label."""
+    """EG3D's ``dataset.json`` (``{"labels": [[relpath, [floats]], ...]}``) -> abs path -> label values, in
+    ``PipelineConfig.align.camera_format``'s convention (25 floats for EG3D's): each is checked and
+    converted by the item's processor, so one bad label fails that item only."""
     data = json.loads(fs.cat_file(path))
     labels = data.get("labels") if isinstance(data, dict) else None
     if not isinstance(labels, list):
@@ -45,9 +47,10 @@ def _read_dataset_json(fs: fsspec.AbstractFileSystem, path: str, proto: str) -> 
     root = posixpath.dirname(path)
     out: dict[str, tuple[float, ...]] = {}
     for rel, lab in labels:
-        if len(lab) != 25:
-            raise ConfigError(f"{path}: label of {rel} has {len(lab)} values, expected 25")
-        out[posixpath.join(root, rel)] = tuple(float(v) for v in lab)
+        try:
+            out[posixpath.join(root, rel)] = tuple(float(v) for v in lab)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: label of {rel} is not a list of numbers ({exc})") from exc
     return out
 
 

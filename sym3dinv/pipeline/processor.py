@@ -189,7 +189,10 @@ class ItemProcessor:
                 rgb = self._decode(item)
                 t["decode"] = time.perf_counter() - t0
                 if item.camera is not None:  # known camera (dataset.json): the image is already an aligned crop
-                    image, camera, mask, regions = rgb, item.camera, None, None
+                    from sym3dinv.camera_check import known_label  # late: torch loads on workers only
+
+                    camera = known_label(item.camera, self.config.align.camera_format, item.uri).tolist()
+                    image, mask, regions = rgb, None, None
                 else:
                     image, camera, mask, regions = self._align(rgb)
                     t["align"] = time.perf_counter() - t0 - t["decode"]
