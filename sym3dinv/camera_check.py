@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sym3dinv.camera_formats import to_label
-from sym3dinv.cameras import PIVOT
 from sym3dinv.config.align import CameraCheckConfig
+from sym3dinv.eg3d_constants import PIVOT
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sym3dinv.cameras import FFHQ_FOCAL, RADIUS
 from sym3dinv.config.align import CAMERA_FORMATS, CameraFormat
+from sym3dinv.eg3d_constants import FFHQ_FOCAL, RADIUS
 
 CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
 """Right-multiply a cam2world to flip the camera's y and z axes (OpenCV <-> OpenGL; its own inverse)."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from sym3dinv.eg3d_constants import FFHQ_FOCAL, RADIUS
+
 CameraFormat = Literal["eg3d", "opencv", "opengl", "nerfstudio", "instant-ngp", "colmap", "deep3dface"]
 CAMERA_FORMATS: tuple[str, ...] = get_args(CameraFormat)
 """Conventions of known camera labels (``sym3dinv.camera_formats`` converts each to the EG3D label)."""
-
-from sym3dinv.eg3d_constants import FFHQ_FOCAL
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,8 @@ class CameraCheckConfig:
     """Largest entry of |R^T R - I| accepted (float32 labels are ~1e-7 off)."""
     look_deg: float = 15.0
     """Largest angle between the camera's +z axis and the direction to the pivot."""
-    radius: float = 2.7
-    """FFHQ's orbit radius (sym3dinv.cameras.RADIUS)."""
+    radius: float = RADIUS
+    """Orbit radius the cameras should have (FFHQ's)."""
     radius_tol: float = 0.15
     """Relative deviation of |camera position| from ``radius`` accepted."""
     principal_tol: float = 0.25

@@ -22,6 +22,7 @@ import fsspec
 import numpy as np
 
 from sym3dinv.batching import is_out_of_memory, run_splitting
+from sym3dinv.camera_check import known_label
 from sym3dinv.config.pipeline import DEFAULT_LOSSES, PipelineConfig
 from sym3dinv.errors import ConfigError, ItemError, OutOfMemoryItemError, StoreError, is_oom_message
 from sym3dinv.pipeline.inputs import InputItem
@@ -189,8 +190,6 @@ class ItemProcessor:
                 rgb = self._decode(item)
                 t["decode"] = time.perf_counter() - t0
                 if item.camera is not None:  # known camera (dataset.json): the image is already an aligned crop
-                    from sym3dinv.camera_check import known_label  # late: torch loads on workers only
-
                     camera = known_label(item.camera, self.config.align.camera_format, item.uri).tolist()
                     image, mask, regions = rgb, None, None
                 else:
