@@ -31,6 +31,19 @@ def _grid(images: torch.Tensor, cols: int) -> np.ndarray:
     return np.concatenate(rows, axis=0)
 
 
+def training_codes(saved: torch.Tensor | dict) -> torch.Tensor:
+    """z of every training identity from a checkpoint: v1 stores the tensor, v2 the IdentityCodes state."""
+    if isinstance(saved, torch.Tensor):
+        return saved
+    from sym3dinv.synthheads.codes import IdentityCodes
+
+    n, a = saved["attributes"].shape
+    codes = IdentityCodes(torch.randn(n, a), saved["residual"].shape[1])
+    codes.load_state_dict(saved)
+    with torch.no_grad():
+        return codes()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path, help="training output directory (ckpt-*.pt, default_G.safetensors)")
@@ -42,7 +55,7 @@ def main() -> int:
     torch.set_flush_denormal(True)
     G = load_generator(args.run / "default_G.safetensors")
     ckpt = sorted(args.run.glob("ckpt-*.pt"), key=lambda p: int(p.stem.split("-")[1]))[-1]
-    codes = torch.load(ckpt, weights_only=True)["codes"]
+    codes = training_codes(torch.load(ckpt, weights_only=True)["codes"])
     # held-out cameras: yaws between and beyond the stratified training ones, pitch 0
     held = cameras.camera_label(torch.deg2rad(torch.tensor([-50.0, -20.0, 0.0, 20.0, 50.0])), 0.0)
     res = G.img_resolution

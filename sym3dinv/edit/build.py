@@ -1,6 +1,6 @@
 """Build an attribute set: latents of SynthHeads identities (known seeds) + their ground-truth attributes.
 
-Two ways to get a latent for an identity (``method``):
+Three ways to get a latent for an identity (``method``):
 
 - ``fit`` (default, what the shipped set uses): optimise one w (broadcast to every layer) so that the
   generator's frontal render matches the world's render of that seed: MSE on the 128 px and raw images
@@ -10,6 +10,9 @@ Two ways to get a latent for an identity (``method``):
 - ``invert``: the inversion stage 1 exactly as the pipeline runs it (``preset("cpu", "w+")``, fewer
   steps), one frontal render per seed; latents are W+ ``[num_ws, w_dim]``. Slower; use it to learn
   directions from the same kind of pivots the pipeline makes.
+- ``codes``: for an embedded generator that ships its training identities' codes
+  (``<stem>_codes.safetensors``, :func:`sym3dinv.synthheads.codes.embedded_codes`), the w that training
+  itself learnt for that seed, ``mapping(z_seed)``: exact for training seeds and takes seconds.
 
 Directions learned from w (one vector for all layers) apply to any W+ pivot (``[w_dim]`` broadcast).
 The set also stores the meters (:mod:`sym3dinv.edit.attributes`) of the generator's renders of every
@@ -94,6 +97,20 @@ def fit_w(G: TriPlaneGenerator, images: torch.Tensor, depth: torch.Tensor, mask:
     return w.detach()
 
 
+def codes_w(G: TriPlaneGenerator, generator: str, seeds: Sequence[int]) -> torch.Tensor:
+    """w [N, w_dim] of training seeds from the identity codes the embedded generator learnt (no fitting)."""
+    import torch
+
+    from sym3dinv.synthheads.codes import embedded_codes
+
+    z = embedded_codes(generator)
+    bad = [s for s in seeds if not 0 <= s < z.shape[0]]
+    if bad:
+        raise ConfigError(f"seeds {bad[:4]} were not training identities of {generator} (0..{z.shape[0] - 1})")
+    with torch.no_grad():
+        return G.mapping(z[list(seeds)], torch.zeros(len(seeds), 25))[:, 0]
+
+
 def invert_ws(G: TriPlaneGenerator, images: torch.Tensor, steps: int) -> torch.Tensor:
     """Stage-1 W+ pivots [N, num_ws, w_dim] with the pipeline's inversion (``cpu`` preset, ``w+`` mode)."""
     import torch
@@ -139,8 +156,8 @@ def build_attribute_set(
 
     from sym3dinv.generator import load_generator
 
-    if method not in ("fit", "invert"):
-        raise ConfigError(f"unknown method {method!r}; use fit or invert")
+    if method not in ("fit", "invert", "codes"):
+        raise ConfigError(f"unknown method {method!r}; use fit, invert or codes")
     if not seeds:
         raise ConfigError("no seeds")
     G = G if G is not None else load_generator(generator)
@@ -148,6 +165,12 @@ def build_attribute_set(
     latents, meters = [], []
     for lo in range(0, len(seeds), batch):
         chunk = [int(s) for s in seeds[lo:lo + batch]]
+        if method == "codes":
+            w = codes_w(G, generator, chunk)
+            ws = w[:, None].expand(-1, G.num_ws, -1)
+            latents.append(w.numpy())
+            meters += [r.measure() for r in render_for_meter(G, ws)]
+            continue
         images, depth, mask = _world_targets(chunk, resolution)
         if method == "fit":
             w = fit_w(G, images, depth, mask, steps=steps)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+CODES_SUFFIX = "_codes.safetensors"
+"""An embedded generator ``<stem>.safetensors`` ships its training identities' z as ``<stem>_codes.safetensors``."""
 SKIP_ATTRIBUTES = ("seed",)
 """Attributes that do not describe the head's appearance."""
 
@@ -53,3 +55,25 @@ class IdentityCodes(nn.Module):
         a = self.attributes if ids is None else self.attributes[ids]
         r = self.residual if ids is None else self.residual[ids]
         return self.mlp(a) + r
+
+
+def embedded_codes(generator: str) -> Tensor:
+    """z [N, z_dim] of training seeds 0..N-1 of the embedded generator ``generator`` (e.g. ``synthheads-v2``).
+
+    Only generators trained with :class:`IdentityCodes` ship them; for others this is a
+    :class:`ModelNotFoundError` naming the file that is missing.
+    """
+    from safetensors.torch import load_file
+
+    from sym3dinv.errors import ModelNotFoundError
+    from sym3dinv.generator.checkpoint import default_generator_paths, embedded_name
+
+    name = embedded_name(generator)
+    if name is None:
+        raise ModelNotFoundError(f"{generator!r} is not an embedded generator; identity codes exist only for those")
+    weights, _ = default_generator_paths(name)
+    path = weights.with_name(weights.stem + CODES_SUFFIX)
+    if not path.is_file():
+        raise ModelNotFoundError(f"{name} ships no identity codes: {path} is missing (only generators trained "
+                                 "with attribute-predicted codes have them)")
+    return load_file(str(path))["z"]
