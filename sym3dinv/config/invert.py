@@ -99,6 +99,16 @@ class Stage1Config:
     """Divisor of the Gaussian density in the mirror weight: w_m = (1 - N(|yaw|; 0, sigma) / 2.7) / 2."""
     batch_size: int = 4
     """Images optimised together where memory allows (independent ws, shared generator)."""
+    refine_camera: bool = field(default=False, metadata={"hash": "non_default"})
+    """Optimise small yaw/pitch/roll corrections of each input camera jointly with ws, from the given (aligner's)
+    camera, under a Gaussian prior; the mirror camera follows, and stage 2 and the renders use the corrected
+    camera (sym3dinv/invert/camera_refine.py; measured in docs/alignment.md)."""
+    camera_lr: float = field(default=0.004, metadata={"hash": "non_default"})
+    """Peak Adam learning rate of the corrections (radians; same warm-up/ramp-down as ``lr``)."""
+    camera_sigma_deg: float = field(default=5.0, metadata={"hash": "non_default"})
+    """Sigma of the prior on each correction (degrees): the aligner's typical error."""
+    camera_prior_weight: float = field(default=0.01, metadata={"hash": "non_default"})
+    """Weight of the prior ``sum((delta / sigma)^2)`` in the per-image loss (LPIPS is ~0.1-0.5)."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +195,8 @@ class InversionConfig:
             raise ConfigError(f"mode must be one of 'w+', 'pti', 'spi', got {self.mode!r}")
         if self.stage1.steps < 0 or self.stage2.steps < 0:
             raise ConfigError("step counts must be >= 0")
+        if self.stage1.camera_lr <= 0 or self.stage1.camera_sigma_deg <= 0 or self.stage1.camera_prior_weight < 0:
+            raise ConfigError("stage1.camera_lr and camera_sigma_deg must be > 0, camera_prior_weight >= 0")
         if self.stage1.lr <= 0 or self.stage2.lr <= 0:
             raise ConfigError("learning rates must be > 0")
         if self.stage2.pseudo_every < 1 or self.stage1.batch_size < 1 or self.stage1.w_avg_samples < 2:

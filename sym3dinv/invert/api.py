@@ -53,7 +53,7 @@ class InversionResult:
     stage2_steps: int
     stopped_early: bool
     config: InversionConfig
-    camera: Float[Tensor, "1 25"]
+    camera: Float[Tensor, "1 25"]  # the camera inverted at: the input's, or stage 1's correction of it
 
     def delta_as(self, dtype: torch.dtype = torch.float16) -> dict[str, Tensor]:
         """The delta in a storage dtype (fp16 halves it; tuning changes are small, so rounding is benign)."""
@@ -168,6 +168,7 @@ def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: 
     for lo in range(0, n, bs):
         gen = torch.Generator(device="cpu").manual_seed(config.seed)  # every batch draws what a lone image would
         s1 = run_stage1(G, x[lo:lo + bs], cams[lo:lo + bs], config, losses, gen, progress)
+        c1 = s1.cameras if s1.cameras is not None else cams[lo:lo + bs]  # corrected by stage 1 (refine_camera)
         for j in range(s1.ws.shape[0]):
             i = lo + j
             t0 = time.perf_counter()
@@ -178,12 +179,12 @@ def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: 
             state = G.state_dict(keep_vars=True)
             delta = {k: (v - state[k].detach()) for k, v in noise.items()}
             if config.run_stage2:
-                s2 = run_stage2(G, x[i:i + 1], cams[i:i + 1], ws, noise, config, losses,
+                s2 = run_stage2(G, x[i:i + 1], c1[j:j + 1], ws, noise, config, losses,
                                 mask=None if m is None else m[i:i + 1], regions=regs[i], progress=progress)
                 delta, steps, early = s2.delta, s2.steps_run, s2.stopped_early
                 history["stage2"] = s2.history
             with no_grad_render(perf):  # pure render: inference_mode unless switched off
-                render = synthesize(G, ws, cams[i:i + 1], tensors=tuned_tensors(G, delta),
+                render = synthesize(G, ws, c1[j:j + 1], tensors=tuned_tensors(G, delta),
                                     sampling=config.sampling, fused_modconv=perf.fused_modconv).image
                 metrics = input_view_metrics(render, x[i:i + 1], losses)
             t2 = time.perf_counter() - t0
@@ -191,7 +192,7 @@ def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: 
                 ws=ws, delta=delta, history=history, metrics=metrics,
                 timings={"stage1": s1.seconds / s1.ws.shape[0], "stage1_batch": s1.seconds, "stage2": t2,
                          "total": s1.seconds / s1.ws.shape[0] + t2},
-                stage2_steps=steps, stopped_early=early, config=config, camera=cams[i:i + 1].cpu())
+                stage2_steps=steps, stopped_early=early, config=config, camera=c1[j:j + 1].cpu())
 
 
 def invert(

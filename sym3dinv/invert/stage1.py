@@ -4,6 +4,7 @@ StyleGAN2-projector recipe: start from the camera-conditioned mean w, Adam on ws
 cosine schedule, decaying Gaussian noise on w, optionally optimised noise buffers with the projector's
 autocorrelation penalty. Loss per image: LPIPS(render(ws, c), I) + w_m * LPIPS(render(ws, mirror(c)),
 flip(I)), the second term only in ``spi`` mode. Several images run as one batch with independent ws.
+With ``refine_camera`` small per-image camera corrections are optimised too (:mod:`.camera_refine`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from sym3dinv.cameras import camera_label, mirror_label
-from sym3dinv.config.invert import InversionConfig
+from sym3dinv.config.invert import InversionConfig, Stage1Config
 from sym3dinv.generator import TriPlaneGenerator
+from sym3dinv.invert.camera_refine import camera_prior, refine_labels
 from sym3dinv.invert.losses import LossFunctions, fixed_target_loss, set_loss_memory_format
 from sym3dinv.invert.mirror import flip, mirror_weights
 from sym3dinv.invert.render import area_resize, synthesize
@@ -41,6 +43,7 @@ class Stage1Result:
     noise: dict[str, Tensor]  # state-dict name -> per-image noise [N, r, r]; empty when not optimised
     history: tuple[dict[str, float], ...]  # per step, batch means
     seconds: float
+    cameras: Float[Tensor, "n 25"] | None = None  # the corrected cameras (refine_camera), else the inputs
 
 
 @torch.no_grad()
@@ -102,8 +105,9 @@ def run_stage1(
     n, dev = images.shape[0], images.device
     perf = resolve(config.perf, dev)
     ws, noise, w_std, streams = _start(G, cameras, config, generator)
-    opt = torch.optim.Adam([ws, *noise.values()], betas=(0.9, 0.999), lr=cfg.lr)
-    wm, target, cams = _targets(images, cameras, config)
+    delta = torch.zeros(n, 3, device=dev, requires_grad=True) if cfg.refine_camera else None
+    opt = _optimizer(ws, noise, delta, cfg)
+    wm, target = _targets(images, cameras, config)
     mirrored = wm is not None
     set_loss_memory_format(losses, perf.channels_last)
     # the (mirrored) targets never change: their LPIPS features are computed once (perf switch)
@@ -113,7 +117,8 @@ def run_stage1(
     history: list[dict[str, float]] = []
     for step in range(cfg.steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.lr_rampup, cfg.lr_rampdown)
+            g["lr"] = lr_at(step, cfg.steps, g["base_lr"], cfg.lr_rampup, cfg.lr_rampdown)
+        cams = _step_cameras(cameras, delta, mirrored)
         sigma = (w_std * noise_scale_at(step, cfg.steps, cfg.noise_scale, cfg.noise_ramp)).reshape(n, 1, 1)
         eps = torch.stack([torch.randn(ws.shape[1:], generator=g, device=g.device) for g in streams]).to(dev)
         ws_in = ws + eps * sigma
@@ -136,6 +141,8 @@ def run_stage1(
             rec_m = dist[n:]
             loss_i = loss_i + wm * rec_m
         reg = noise_regularizer(noise) if noise else torch.zeros_like(rec)
+        if delta is not None:
+            loss_i = loss_i + cfg.camera_prior_weight * camera_prior(delta, cfg.camera_sigma_deg)
         loss = (loss_i + cfg.noise_reg_weight * reg).sum()  # sum: independent images keep their own scale
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -147,11 +154,30 @@ def run_stage1(
         rec_stats = {"lpips": float(rec.detach().mean()), "mirror_lpips": float(rec_m.detach().mean()),
                      "noise_reg": float(reg.detach().mean()), "loss": float(loss_i.detach().mean()),
                      "lr": float(opt.param_groups[0]["lr"])}
+        if delta is not None:
+            rec_stats["camera_delta_deg"] = float(torch.rad2deg(delta.detach()).abs().mean())
         history.append(rec_stats)
         if progress is not None:
             progress("stage1", step, cfg.steps, rec_stats)
     noise_out = {k: v.detach()[:, 0] for k, v in noise.items()}
-    return Stage1Result(ws=ws.detach(), noise=noise_out, history=tuple(history), seconds=time.perf_counter() - t0)
+    final = cameras if delta is None else refine_labels(cameras, delta).detach()
+    return Stage1Result(ws=ws.detach(), noise=noise_out, history=tuple(history), seconds=time.perf_counter() - t0,
+                        cameras=final)
+
+
+def _optimizer(ws: Tensor, noise: dict[str, Tensor], delta: Tensor | None, cfg: Stage1Config) -> torch.optim.Adam:
+    """Adam on ws and noise (``lr``) and, when refining, the camera corrections (``camera_lr``); each group's
+    ``base_lr`` follows the same warm-up / ramp-down."""
+    groups: list[dict] = [{"params": [ws, *noise.values()], "base_lr": cfg.lr}]
+    if delta is not None:
+        groups.append({"params": [delta], "base_lr": cfg.camera_lr})
+    return torch.optim.Adam(groups, betas=(0.9, 0.999), lr=cfg.lr)
+
+
+def _step_cameras(cameras: Tensor, delta: Tensor | None, mirrored: bool) -> Tensor:
+    """This step's render cameras: the (corrected) inputs, then, with the mirror term, their mirrors ([2N])."""
+    cams = cameras if delta is None else refine_labels(cameras, delta)
+    return torch.cat((cams, mirror_label(cams))) if mirrored else cams
 
 
 def _start(G: TriPlaneGenerator, cameras: Tensor, config: InversionConfig, generator: torch.Generator,
@@ -175,9 +201,9 @@ def _start(G: TriPlaneGenerator, cameras: Tensor, config: InversionConfig, gener
     return ws, noise, w_std, streams
 
 
-def _targets(images: Tensor, cameras: Tensor, config: InversionConfig) -> tuple[Tensor | None, Tensor, Tensor]:
-    """(mirror weights or None, LPIPS targets, cameras): with the mirror term, both views of every image go
-    in one synthesis call ([2N]: the inputs, then their flips at the mirrored cameras)."""
+def _targets(images: Tensor, cameras: Tensor, config: InversionConfig) -> tuple[Tensor | None, Tensor]:
+    """(mirror weights or None, LPIPS targets): with the mirror term, both views of every image go in one
+    synthesis call ([2N]: the inputs, then their flips at the mirrored cameras, :func:`_step_cameras`)."""
     cfg = config.stage1
     wm = None
     if config.use_mirror_stage1:
@@ -185,5 +211,5 @@ def _targets(images: Tensor, cameras: Tensor, config: InversionConfig) -> tuple[
         wm = wm if bool((wm > 0).any()) else None
     target = area_resize(images, min(cfg.lpips_resolution, images.shape[-1]))
     if wm is None:
-        return None, target, cameras
-    return wm, torch.cat((target, flip(target))), torch.cat((cameras, mirror_label(cameras)))
+        return None, target
+    return wm, torch.cat((target, flip(target)))

@@ -289,7 +289,8 @@ class ItemProcessor:
         from sym3dinv.cameras import camera_label, yaw_pitch_roll
         from sym3dinv.invert import render_views
 
-        item, attempt, camera, t = r.item, r.attempt, r.camera, r.seconds
+        item, attempt, t = r.item, r.attempt, r.seconds
+        camera = [float(v) for v in res.camera.reshape(-1)]  # stage 1 may have corrected the input's camera
         t.update({f"invert_{k}": float(v) for k, v in res.timings.items()})
         t1 = time.perf_counter()
         cams = torch.stack([camera_label(y, p) for y, p in self.config.render.views]).reshape(-1, 25).float()
