@@ -87,7 +87,8 @@ class FaceAligner:
         cfg = self.config
         s = cfg.output_size
         five_src = five_points(f.landmarks)
-        pose = pose_from_matrix(f.matrix, math.radians(cfg.pitch_offset_deg), math.radians(cfg.yaw_offset_deg))
+        pose = pose_from_matrix(f.matrix, math.radians(cfg.pitch_offset_deg), math.radians(cfg.yaw_offset_deg),
+                                pitch_gain=cfg.pitch_gain, yaw_knots=cfg.yaw_knots_deg, yaw_values=cfg.yaw_values_deg)
         self._check(f, pose, five_src, label is None)
         h, w = rgb.shape[:2]
         if cfg.already_aligned:

@@ -120,3 +120,23 @@ def synthheads_accuracy(aligner: FaceAligner, seeds: Iterable[int], yaws_deg: It
         images += [to_uint8(r.rgb[i]) for i in range(len(grid))]
         truth += grid
     return known_camera_accuracy(aligner, images, truth)
+
+
+def face_mesh_poses(aligner: FaceAligner, seeds: Iterable[int], max_yaw_deg: float = 60.0,
+                    max_pitch_deg: float = 20.0, size: int = 384) -> np.ndarray:
+    """Rows (true yaw, true pitch, estimated yaw, estimated pitch) in degrees of canonical-face-mesh renders
+    (:mod:`sym3dinv.align.face_mesh_renders`) at angles drawn from each seed; undetected renders give NaN."""
+    from sym3dinv.align.face_mesh_renders import canonical_face_mesh, render_face
+
+    mesh = canonical_face_mesh(aligner.config.landmarker_model)
+    rows = []
+    for seed in seeds:
+        g = np.random.default_rng([7, seed])
+        yaw, pitch = g.uniform(-max_yaw_deg, max_yaw_deg), g.uniform(-max_pitch_deg, max_pitch_deg)
+        r = render_face(math.radians(yaw), math.radians(pitch), seed, size, mesh)
+        try:
+            f = aligner.align(r.image)
+            rows.append((yaw, pitch, math.degrees(f.yaw), math.degrees(f.pitch)))
+        except ItemError:
+            rows.append((yaw, pitch, math.nan, math.nan))
+    return np.array(rows, dtype=np.float64).reshape(-1, 4)

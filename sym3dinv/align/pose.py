@@ -15,11 +15,13 @@ test and with SynthHeads renders at known cameras (docs/alignment.md).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from sym3dinv.align.calibration import calibrate_yaw
 from sym3dinv.cameras import FFHQ_FOCAL, cam2world_from_angles, camera_label, yaw_pitch_roll
 
 
@@ -30,14 +32,17 @@ class HeadPose:
     roll: float  # rad, in-plane rotation of the camera about its axis
 
 
-def pose_from_matrix(matrix: np.ndarray, pitch_offset: float = 0.0, yaw_offset: float = 0.0) -> HeadPose:
-    """EG3D angles of the camera that sees the canonical head as ``matrix`` says."""
+def pose_from_matrix(matrix: np.ndarray, pitch_offset: float = 0.0, yaw_offset: float = 0.0, *,
+                     pitch_gain: float = 1.0, yaw_knots: Sequence[float] = (),
+                     yaw_values: Sequence[float] = ()) -> HeadPose:
+    """EG3D angles of the camera that sees the canonical head as ``matrix`` says, calibrated: yaw by the odd
+    map of :func:`sym3dinv.align.calibration.calibrate_yaw`, pitch by ``gain * raw + offset``."""
     r = np.asarray(matrix, dtype=np.float64)[:3, :3]
     u, _, vt = np.linalg.svd(r)  # drop any scale the solver left in
     r = u @ vt
     d = r[2]
-    yaw = math.atan2(d[0], d[2]) + yaw_offset
-    pitch = -(math.pi / 2) * float(np.clip(d[1], -1, 1)) + pitch_offset
+    yaw = calibrate_yaw(math.atan2(d[0], d[2]), yaw_knots, yaw_values) + yaw_offset
+    pitch = -pitch_gain * (math.pi / 2) * float(np.clip(d[1], -1, 1)) + pitch_offset
     # Roll: compare MediaPipe's camera x axis with the upright camera's at the same angles.
     cam_x = r[0]  # OpenGL/OpenCV camera x axis in head coordinates (same in both conventions)
     up = cam2world_from_angles(torch.tensor([yaw]), torch.tensor([pitch]), roll=0.0)[0].double().numpy()

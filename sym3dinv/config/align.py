@@ -44,6 +44,12 @@ class AlignConfig:
     cameras (60 views, docs/alignment.md); not yet checked against EG3D's FFHQ labels."""
     yaw_offset_deg: float = 0.0
     """Added to the estimated yaw (calibration; the mirror test requires 0)."""
+    yaw_knots_deg: tuple[float, ...] = field(default=(), metadata={"hash": "non_default"})
+    """Raw |yaw| knots of the odd monotone yaw calibration (sym3dinv/align/calibration.py); empty = none."""
+    yaw_values_deg: tuple[float, ...] = field(default=(), metadata={"hash": "non_default"})
+    """Calibrated |yaw| at each knot (the first knot and value are 0)."""
+    pitch_gain: float = field(default=1.0, metadata={"hash": "non_default"})
+    """Pitch = gain * raw pitch + pitch_offset_deg."""
     focal: float = FFHQ_FOCAL
     """Normalised focal written into labels (FFHQ dataset.json)."""
     label_roll: bool = False
@@ -66,6 +72,8 @@ class AlignConfig:
             raise ConfigError("output_size >= 16, max_pixels > 0, min_side >= 1 and max_faces >= 1 are required")
         if self.camera_format not in CAMERA_FORMATS:
             raise ConfigError(f"camera_format must be one of {', '.join(CAMERA_FORMATS)}, got {self.camera_format!r}")
+        if len(self.yaw_knots_deg) != len(self.yaw_values_deg) or len(self.yaw_knots_deg) == 1:
+            raise ConfigError("yaw_knots_deg and yaw_values_deg need the same length, 0 or at least 2")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ConfigError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
 
