@@ -19,7 +19,8 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def _hashed_dict(cfg: Any) -> Any:
     """``to_dict`` without fields marked ``metadata={"hash": False}`` (speed switches that leave outputs the
     same), and without fields marked ``{"hash": "non_default"}`` while they hold their default: a field added
-    later that way leaves the hashes of existing stores where they were, yet any other value is new work."""
+    later that way leaves the hashes of existing stores where they were, yet any other value is new work.
+    Never change such a field's default afterwards: items made under the old default would hash the same."""
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
         return {f.name: _hashed_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
                 if f.metadata.get("hash", True) is True
