@@ -49,6 +49,13 @@ class SchemaVersionError(StoreError):
     code = "schema_version"
 
 
+class StoreNotFoundError(StoreError, ConfigError):
+    """A command that reads a run store was given a URL with no run store there (nothing there at all,
+    or no ``index/`` folder). A configuration error: the command stops before writing anything."""
+
+    code = "store_not_found"
+
+
 class StoreWriteError(StoreError):
     """Writing to the run store failed for good (disk full, permission denied, endpoint down after
     retries). Not an item problem: it stops the shard instead of becoming a row for every item."""

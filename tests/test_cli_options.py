@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import typer
 from typer.testing import CliRunner
@@ -113,6 +115,40 @@ def test_invert_has_an_option_for_every_field_of_its_configs() -> None:
     for name in ("--generator", "--preset", "--mode", "--view", "--depth", "--set", "--endpoint-url", "--actors"):
         assert name in r.output, name
     assert "|".join(PRESET_NAMES) in r.output and "--losses" not in r.output
-    # one field of a nested config (align.camera_format), not its siblings
-    assert "--camera-format" in r.output and "--output-size" not in r.output and "colmap" in r.output
     assert field_docs(PipelineConfig)["generator"][:40] in r.output
+
+
+def _commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    import click
+
+    for name, cmd in getattr(group, "commands", {}).items():
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+        else:
+            yield (*path, name), cmd
+
+
+def test_every_preset_option_lists_every_preset_in_a_narrow_terminal() -> None:
+    """Each command's ``--preset`` (generated from PipelineConfig) offers the registry's presets, and its
+    help names each of them as a whole word at 80 columns (the <a|b|c> metavar wraps mid-word)."""
+    import typer.main
+
+    from flows.cli import demo, invert
+    from sym3dinv.cli import app
+    from sym3dinv.config.presets import PRESET_NAMES
+
+    if not any(c.name == "invert" for c in app.registered_commands):
+        app.command("invert")(invert)
+        app.command("demo")(demo)
+    found = []
+    for path, cmd in _commands(typer.main.get_command(app)):
+        for p in cmd.params:
+            if "--preset" in getattr(p, "opts", ()):
+                kind = getattr(p, "type", None)  # typer builds the click type lazily on some versions
+                assert kind is None or tuple(getattr(kind, "choices", PRESET_NAMES)) == PRESET_NAMES, path
+                found.append(path)
+                r = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+                assert r.exit_code == 0, r.output
+                words = set(re.findall(r"[\w-]+", r.output))
+                assert set(PRESET_NAMES) <= words, (path, set(PRESET_NAMES) - words)
+    assert ("invert",) in found

@@ -25,7 +25,7 @@ def report(
 
     opts = {"client_kwargs": {"endpoint_url": endpoint_url}} if endpoint_url else None
     try:
-        res = build_report(RunStore(store, opts), out=out, run_id=run, self_contained=self_contained,
+        res = build_report(RunStore.open_existing(store, opts), out=out, run_id=run, self_contained=self_contained,
                            edits=edit or None, max_items=max_items, storage_options=opts)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -188,7 +188,7 @@ def plan_dataset(store_url: str, out_url: str, config: DatasetConfig, identities
     """List the store's done identities, record the build config in OUT, and drop complete identities."""
     from sym3dinv.store import RunStore
 
-    store = RunStore(store_url, storage_options)
+    store = RunStore.open_existing(store_url, storage_options)  # before OUT gets anything
     out = DatasetOutput(out_url, out_storage_options if out_storage_options is not None else storage_options)
     h = _check_build_file(out, config, write=True)
     rows = done_rows(store, identities)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sym3dinv.config.store import RetryPolicy
-from sym3dinv.errors import ConfigError, StoreWriteError
+from sym3dinv.errors import ConfigError, StoreNotFoundError, StoreWriteError
 from sym3dinv.store import index as _index
 from sym3dinv.store import query as _query
 from sym3dinv.store.ids import safe_relpath
@@ -81,6 +81,35 @@ class RunStore:
         self.is_local = "file" in (
             self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         )
+
+    @classmethod
+    def open_existing(cls, url: str, storage_options: Mapping[str, Any] | None = None,
+                      retry: RetryPolicy | None = None) -> RunStore:
+        """The run store at ``url``, which must exist: commands that only read a store (report, store
+        summary, dataset build, edit apply) call this, so a mistyped URL is an error naming it instead of
+        an empty result and new folders (``reports/``, ``edits/``) created where no store was.
+
+        A run store is a root with an ``index/`` folder (every flow run creates it before any work).
+        Raises :class:`StoreNotFoundError` (a :class:`ConfigError`)."""
+        store = cls(url, storage_options, retry)
+        store.require_existing()
+        return store
+
+    def require_existing(self) -> None:
+        """Raise :class:`StoreNotFoundError` unless a run store (its ``index/`` folder) is at this root."""
+        def probe() -> tuple[bool, bool]:
+            if self.fs.isdir(self.abspath("index")):
+                return True, True
+            return False, bool(self.root) and self.fs.exists(self.root)
+
+        try:
+            is_store, root_exists = self.retrying(probe, f"look for a run store at {self.url}")
+        except (OSError, ValueError) as exc:  # a bucket that is not there, denied, endpoint down
+            raise StoreNotFoundError(f"cannot read run store {self.url}: {type(exc).__name__}: {exc}") from exc
+        if not is_store:
+            why = "it has no index/ folder, so it is not a run store" if root_exists else "nothing is there"
+            raise StoreNotFoundError(f"no run store at {self.url}: {why} (give the --out of a "
+                                     "`sym3dinv invert` or `sym3dinv demo` run)")
 
     def __repr__(self) -> str:
         return f"RunStore({self.url!r}, storage_options={_mask(self._options)!r})"
