@@ -115,6 +115,8 @@ def test_invert_has_an_option_for_every_field_of_its_configs() -> None:
     for name in ("--generator", "--preset", "--mode", "--view", "--depth", "--set", "--endpoint-url", "--actors"):
         assert name in r.output, name
     assert "|".join(PRESET_NAMES) in r.output and "--losses" not in r.output
+    # one field of a nested config (align.camera_format), not its siblings
+    assert "--camera-format" in r.output and "--output-size" not in r.output and "colmap" in r.output
     assert field_docs(PipelineConfig)["generator"][:40] in r.output
 
 

@@ -41,7 +41,7 @@ def build_attribute_set(
     out: Path = _SET_OUT,
     identities: int = typer.Option(96, "--identities", help="How many SynthHeads identities."),
     first_seed: int = typer.Option(0, "--first-seed", help="Seeds first_seed .. first_seed + identities - 1."),
-    method: str = typer.Option("fit", "--method", help="fit (w vs. frontal render + depth) or invert (stage-1 W+)."),
+    method: str = typer.Option("fit", "--method", help="fit (w vs. frontal render + depth), invert (stage-1 W+) or codes (the w training learnt; embedded generators that ship codes)."),
     steps: int = typer.Option(60, "--steps", help="Optimisation steps per identity batch."),
     batch: int = typer.Option(8, "--batch", help="Identities optimised together."),
     generator: str = typer.Option("synthheads", "--generator", help="Generator (default: the embedded one)."),

@@ -9,7 +9,8 @@ A command declares the config it takes as one parameter and decorates itself wit
 Every scalar field (``bool``, ``int``, ``float``, ``str``, a ``Literal`` or any of them ``| None``) becomes an
 option named after the field (``n_yaw`` -> ``--n-yaw``) whose help is the field's docstring and whose
 default is the field's default; a tuple field takes ``A,B,...`` and a tuple of tuples a repeated option.
-Fields of nested configs listed in ``flatten`` get options too; the others, and anything else, are
+Fields of nested configs listed in ``flatten`` get options too (a dotted leaf such as
+``align.camera_format`` gets just that one); the others, and anything else, are
 reachable with ``--set path=value`` (JSON values, type-checked by :func:`sym3dinv.config.replace_path`)
 when ``sets=True``. The command receives the finished, validated config; a :class:`ConfigError` while
 building it is a usage error (exit 2). So adding a field to a config adds its option: nothing to copy.
@@ -140,14 +141,18 @@ _SET_HELP = "Any nested setting as path=value (a JSON value), e.g. {}; repeat."
 _KEEP: Any = object()
 
 
-def _leaves(cls: type, default: Any, prefix: str, flatten: tuple[str, ...]) -> Iterator[_Leaf]:
+def _leaves(cls: type, default: Any, prefix: str, flatten: tuple[str, ...], whole: bool = True) -> Iterator[_Leaf]:
+    """Option leaves: every scalar field of ``cls`` when ``whole``, else only those named in ``flatten``
+    (``flatten=("align.camera_format",)`` gives one option of a nested config, not all of them)."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         path, hint, value = prefix + f.name, hints[f.name], getattr(default, f.name)
         if dataclasses.is_dataclass(hint):
             if path in flatten:
                 yield from _leaves(hint, value, path + ".", flatten)  # type: ignore[arg-type]
-        elif _shape(hint) is not None:
+            elif any(x.startswith(path + ".") for x in flatten):
+                yield from _leaves(hint, value, path + ".", flatten, whole=False)  # type: ignore[arg-type]
+        elif _shape(hint) is not None and (whole or path in flatten):
             yield _Leaf(path, cls, f.name, hint, value)
 
 
