@@ -1,41 +1,114 @@
-"""Novel-view quality of W+, PTI and SPI on the synthheads-eval split (METHOD.md "Baselines").
+"""Novel-view quality of W+, PTI, SPI and SPI's ablations on the synthheads-eval split (METHOD.md "Baselines").
 
 For each eval identity and input view: invert the input with each mode, then compare renders at the
-split's ground-truth cameras (absolute yaw -60, -30, +30, +60 deg) with the true renders. Prints JSON
-and (with --markdown) writes the tables to a markdown file.
+split's fixed ground-truth cameras (absolute yaw -60, -30, +30, +60 deg, pitch 0) and at the input's
+mirror camera with the true renders; a GT camera within ``--min-offset`` of the input is not a novel
+view and is left out of the novel-view means. Paired differences against PTI (same input) with seeded
+bootstrap intervals are in the summary (``_novel_view_report``). Prints JSON rows as they finish.
 
-    .venv/bin/python benchmarks/novel_view.py --identities 4 --inputs 2 --preset cpu --markdown docs/benchmarks.md
+    .venv/bin/python benchmarks/novel_view.py --identities 12 --input-yaws 0,30,60 --preset cpu \\
+        --modes w+,pti,spi --json runs/nv.json --resume --markdown runs/nv.md
 
-Images are rendered with a black background, the embedded generator's training domain.
+Inputs: ``--input-yaws 0,30,60`` (fixed yaws; the side alternates with the identity, so both sides are
+covered over the set; ``--input-pitch P`` adds a seeded pitch in [-P, P]) or ``--input-yaws stratified``
+(the split's own stratified yaws and pitches, ``--inputs`` per identity). Heads: ``--heads`` picks the
+variant of every identity (``split``: as the split has it; ``symmetric``; ``mild``: the split's head
+without its large asymmetries (parting, uneven hair), small ones kept, the variant real photos resemble;
+``strong``: forced strongly asymmetric); ``--symmetric`` / ``--asymmetric`` are ``--heads symmetric`` /
+``--heads strong``. Images are rendered with a black background, the embedded generator's training domain.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
-import statistics
+import shlex
+import sys
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from _machine import cpu_name, device_name  # benchmarks/ is on sys.path when a script runs
+from _novel_view_report import markdown, summarise, yaw_bucket
 
 from sym3dinv import cameras
+from sym3dinv.config.core import replace_path
+from sym3dinv.config.invert import InversionConfig
 from sym3dinv.config.presets import preset
-from sym3dinv.generator import load_generator
+from sym3dinv.generator import TriPlaneGenerator, load_generator
 from sym3dinv.invert import FaceRegions, invert, render_views
-from sym3dinv.metrics import depth_error, psnr
-from sym3dinv.metrics import lpips as lpips_fn
-from sym3dinv.synthheads.eval_split import GT_YAWS_DEG, eval_identity
+from sym3dinv.invert.losses import LossFunctions, default_losses
+from sym3dinv.metrics import depth_error, psnr, ssim
+from sym3dinv.synthheads.eval_split import EVAL_FIRST_SEED, GT_YAWS_DEG, EvalIdentity, eval_identity
 from sym3dinv.synthheads.head import LANDMARKS, Head
-from sym3dinv.synthheads.params import sample_head_params
+from sym3dinv.synthheads.params import HeadParams, sample_head_params
 from sym3dinv.synthheads.tracer import render_head
 
 BACKGROUND = (0.0, 0.0, 0.0)
+HEADS = ("split", "symmetric", "mild", "strong")
+BASE_MODES: dict[str, tuple[str, dict[str, Any]]] = {
+    "w+": ("w+", {}),
+    "pti": ("pti", {}),
+    "spi": ("spi", {}),
+    # ablations: each keeps one of SPI's prior terms (stage-1 mirror + stage-2 mirror branch count as one)
+    "spi-mirror-only": ("spi", {"stage2.warp": False, "stage2.depth_reg": False}),
+    "spi-warps-only": ("spi", {"stage1.mirror": False, "stage2.mirror": False, "stage2.depth_reg": False}),
+    "spi-depth-only": ("spi", {"stage1.mirror": False, "stage2.mirror": False, "stage2.warp": False}),
+    "spi-no-warps": ("spi", {"stage2.warp": False}),
+    "spi-gt-depth": ("spi", {"stage2.warp_depth": "given"}),  # warps with the true depth of the head
+}
+"""Mode name -> (InversionConfig.mode, overrides). Any name may end in ``-s2xN``: N times the preset's
+stage-2 steps (``spi-s2x4``, ``pti-s2x4``: the "more stage-2 steps" ablation, paired with PTI at as many)."""
+
+
+def mode_config(name: str, preset_name: str, seed: int, sets: dict[str, Any]) -> InversionConfig:
+    """The config of a benchmark mode: the preset, the mode's switches, ``--set`` overrides, ``-s2xN``."""
+    base, _, mult = name.partition("-s2x")
+    if base not in BASE_MODES or (mult and not mult.isdigit()):
+        raise SystemExit(f"unknown mode {name!r}; known: {sorted(BASE_MODES)} (each optionally with -s2xN)")
+    mode, overrides = BASE_MODES[base]
+    cfg = replace(preset(preset_name, mode), seed=seed)
+    for key, value in {**sets, **overrides}.items():
+        cfg = replace_path(cfg, key, value)
+    if mult:
+        cfg = replace_path(cfg, "stage2.steps", cfg.stage2.steps * int(mult))
+    return cfg
+
+
+def head_params(e: EvalIdentity, variant: str) -> HeadParams:
+    """The identity's head in one of :data:`HEADS` (same symmetric attributes in every variant)."""
+    if variant == "strong":
+        return sample_head_params(e.seed, strong=True)
+    p = sample_head_params(e.seed, strong=True if e.strong else None)
+    if variant == "symmetric":
+        return p.symmetric()
+    if variant == "mild":  # real faces: near-symmetric, small one-sided details (mole, earring, brow)
+        return replace(p, parting_side=0, hair_uneven=0.0)
+    if variant != "split":
+        raise SystemExit(f"unknown heads variant {variant!r}; known: {HEADS}")
+    return p
+
+
+def symmetry_class(p: HeadParams) -> str:
+    return "strong" if p.strongly_asymmetric else ("mild" if p.is_asymmetric else "symmetric")
+
+
+def input_cameras(k: int, e: EvalIdentity, args: argparse.Namespace) -> torch.Tensor:
+    """[I, 25] input labels of identity k: fixed yaws (side alternating with k) or the split's stratified ones."""
+    if args.input_yaws == "stratified":
+        return e.input_labels
+    yaws = torch.tensor([float(v) for v in args.input_yaws.split(",")])
+    side = -1.0 if (k % 2 and args.sides == "alternate") else 1.0
+    g = torch.Generator().manual_seed(EVAL_FIRST_SEED + k)
+    pitch = (2 * torch.rand(len(yaws), generator=g) - 1) * args.input_pitch
+    return cameras.camera_label(torch.deg2rad(side * yaws), torch.deg2rad(pitch))
 
 
 def _regions(landmarks: torch.Tensor, size: int) -> FaceRegions:
@@ -60,134 +133,199 @@ def _identity(a: torch.Tensor, b: torch.Tensor) -> list[float | None]:
         return [None] * a.shape[0]
 
 
-def _bucket(yaw: float) -> str:
-    y = abs(yaw)
-    return "|yaw|<0.2" if y < 0.2 else ("0.2<=|yaw|<0.6" if y < 0.6 else "|yaw|>=0.6")
+@dataclass
+class Bench:
+    """What every inversion of a run shares: the generator, the losses, the novel-view LPIPS metric."""
+
+    G: TriPlaneGenerator
+    losses: LossFunctions
+    metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    identity: bool = True
+
+    @classmethod
+    def load(cls, args: argparse.Namespace) -> Bench:
+        from sym3dinv.metrics import lpips
+
+        G = load_generator(args.generator, device=args.device)
+        return cls(G, default_losses("vgg", args.device), lambda a, b: lpips(a, b, net="alex"), args.identity)
 
 
-def run(args: argparse.Namespace) -> dict:
-    G = load_generator(args.generator, device=args.device)
-    res = G.img_resolution
-    rows = []
+def true_depth_fn(head: Head, res: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The head's true z-depth at any cameras (for ``spi-gt-depth``), at the generator's output size."""
+    return lambda cams: render_head(head, cams, res, background=BACKGROUND).z_depth
+
+
+def view_metrics(bench: Bench, views: Any, gt: Any) -> dict[str, list[float | None]]:
+    """Per-camera LPIPS, PSNR, SSIM, identity and z-depth MAE of renders against the true renders."""
+    target = gt.as_eg3d()
+    dz = views.depth_z
+    gt_z = F.interpolate(gt.z_depth, size=dz.shape[-2:], mode="area")
+    gt_m = F.interpolate(gt.mask.float(), size=dz.shape[-2:], mode="area") > 0.99
+    n = target.shape[0]
+    return {
+        "lpips": [float(v) for v in bench.metric(views.image, target).reshape(n)],
+        "psnr": [float(v) for v in psnr(views.image, target)],
+        "ssim": [float(v) for v in ssim(views.image, target)],
+        "id": _identity(views.image, target) if bench.identity else [None] * n,
+        "depth": [float(v) for v in depth_error(dz, gt_z, gt_m).mae],
+    }
+
+
+def invert_one(bench: Bench, cfg: InversionConfig, head: Head, c: torch.Tensor, gt_cams: torch.Tensor,
+               gt: Any, inp: Any) -> dict[str, Any]:
+    """Invert one input with one config; metrics at the GT cameras (+ mirror, + input) and the time."""
+    res = bench.G.img_resolution
+    depth_fn = true_depth_fn(head, res) if cfg.stage2.warp_depth == "given" and cfg.use_pseudo else None
+    t0 = time.perf_counter()
+    r = invert(bench.G, inp.as_eg3d()[0], c[0], mask=inp.face_mask[0, 0], regions=_regions(inp.landmarks[0], res),
+               config=cfg, losses=bench.losses, warp_depth_fn=depth_fn)
+    seconds = time.perf_counter() - t0
+    views = render_views(bench.G, r.ws, gt_cams, delta=r.delta)
+    views = type(views)(*(t.cpu() for t in (views.image, views.image_raw, views.depth, views.depth_z)))
+    per = view_metrics(bench, views, gt)
+    m = r.metrics
+    return {"seconds": seconds, "stage1_s": r.timings["stage1"], "stage2_s": r.timings["total"] - r.timings["stage1"],
+            "stage2_steps": r.stage2_steps, "input_mse": m.mse, "input_psnr": m.psnr, "input_lpips": m.lpips_alex,
+            "input_ssim": m.ssim, "input_id": m.identity, "per_view": per}
+
+
+def row_key(row: dict[str, Any]) -> tuple[int, str, int, str]:
+    return (int(row["k"]), str(row["heads"]), int(row["input"]), str(row["mode"]))
+
+
+def _finish_row(base: dict[str, Any], out: dict[str, Any], gt_names: list[str], offsets: list[float],
+                min_offset: float) -> dict[str, Any]:
+    """Flatten per-view metrics into ``<metric>_<camera>`` keys plus the novel/mirror/input aggregates."""
+    per = out.pop("per_view")
+    row = {**base, **out}
+    novel = [j for j, (nm, off) in enumerate(zip(gt_names, offsets, strict=True))
+             if nm.startswith("gt") and off >= min_offset]
+    for metric, vals in per.items():
+        for nm, v in zip(gt_names, vals, strict=True):
+            row[f"{metric}_{nm}"] = v
+        picked = [vals[j] for j in novel if vals[j] is not None and math.isfinite(vals[j])]
+        row[f"novel_{metric}"] = sum(picked) / len(picked) if picked else None
+        row[f"mirror_{metric}"] = vals[gt_names.index("mirror")]
+    row["input_depth"] = per["depth"][gt_names.index("input")]
+    row["novel_views"] = [gt_names[j] for j in novel]
+    return row
+
+
+def run(args: argparse.Namespace, bench: Bench, done: dict[tuple, dict], save: Callable[[list], None]) -> list[dict]:
+    """Every (identity, heads, input, mode) not already in ``done``; ``save(rows)`` after each new row."""
+    rows = list(done.values())
+    res = bench.G.img_resolution
+    sets = dict(kv.split("=", 1) for kv in args.set)
+    modes = args.modes.split(",")
+    configs = {m: mode_config(m, args.preset, args.seed, sets) for m in modes}
+    gt_names = [f"gt{int(y):+d}" for y in GT_YAWS_DEG] + ["mirror", "input"]
     for k in range(args.first, args.first + args.identities):
         e = eval_identity(k, args.inputs)
-        params = sample_head_params(e.seed, strong=True if e.strong else None)
-        head = Head(params)
-        gt = render_head(head, e.gt_labels, res, background=BACKGROUND)
-        for i in range(args.inputs):
-            c = e.input_labels[i : i + 1]
-            inp = render_head(head, c, res, background=BACKGROUND)
-            image = inp.as_eg3d()[0]
-            yaw = float(cameras.yaw_pitch_roll(c)[0, 0])
-            for mode in args.modes.split(","):
-                cfg = replace(preset(args.preset, mode), seed=args.seed)
-                t0 = time.perf_counter()
-                r = invert(G, image, c[0], mask=inp.face_mask[0, 0], regions=_regions(inp.landmarks[0], res), config=cfg)
-                seconds = time.perf_counter() - t0
-                views = render_views(G, r.ws, e.gt_labels, delta=r.delta)
-                views = type(views)(*(t.cpu() for t in (views.image, views.image_raw, views.depth, views.depth_z)))
-                target = gt.as_eg3d()
-                nv_lpips = lpips_fn(views.image, target, net="alex")
-                nv_psnr = psnr(views.image, target)
-                dz = views.depth_z
-                gt_z = F.interpolate(gt.z_depth, size=dz.shape[-2:], mode="area")
-                gt_m = F.interpolate(gt.mask.float(), size=dz.shape[-2:], mode="area") > 0.99
-                derr = depth_error(dz, gt_z, gt_m).mae
-                ids = _identity(views.image, target)
-                m = r.metrics
-                rows.append({
-                    "identity": e.seed, "input": i, "yaw": yaw, "bucket": _bucket(yaw),
-                    "asymmetric": bool(params.strongly_asymmetric), "mode": mode, "seconds": seconds,
-                    "input_mse": m.mse, "input_lpips": m.lpips_alex, "input_ssim": m.ssim, "input_id": m.identity,
-                    "stage2_steps": r.stage2_steps,
-                    **{f"lpips_{int(y):+d}": float(v) for y, v in zip(GT_YAWS_DEG, nv_lpips, strict=True)},
-                    **{f"psnr_{int(y):+d}": float(v) for y, v in zip(GT_YAWS_DEG, nv_psnr, strict=True)},
-                    **{f"id_{int(y):+d}": v for y, v in zip(GT_YAWS_DEG, ids, strict=True)},
-                    **{f"depth_{int(y):+d}": float(v) for y, v in zip(GT_YAWS_DEG, derr, strict=True)},
-                })
-                print(json.dumps({k2: (round(v, 4) if isinstance(v, float) else v) for k2, v in rows[-1].items()}),
-                      flush=True)
-    return {"rows": rows}
+        c_in = input_cameras(k, e, args)
+        for variant in args.heads.split(","):
+            params = head_params(e, variant)
+            head = Head(params)
+            for i in range(c_in.shape[0]):
+                todo = [m for m in modes if (k, variant, i, m) not in done]
+                if not todo:
+                    continue
+                c = c_in[i:i + 1]
+                gt_cams = torch.cat((e.gt_labels, cameras.mirror_label(c), c))
+                gt = render_head(head, gt_cams, res, background=BACKGROUND)
+                inp = dataclasses.replace(gt, **{f.name: getattr(gt, f.name)[-1:] for f in dataclasses.fields(gt)})
+                ypr = cameras.yaw_pitch_roll(gt_cams)
+                yaw = math.degrees(float(ypr[-1, 0]))
+                offsets = [math.degrees(float(torch.linalg.vector_norm(ypr[j, :2] - ypr[-1, :2])))
+                           for j in range(len(gt_names))]
+                base = {"k": k, "identity": e.seed, "heads": variant, "symmetry": symmetry_class(params),
+                        "asymmetry_count": params.asymmetry_count, "input": i, "yaw": yaw,
+                        "pitch": math.degrees(float(ypr[-1, 1])), "yaw_bucket": yaw_bucket(yaw)}
+                for mode in todo:
+                    out = invert_one(bench, configs[mode], head, c, gt_cams, gt, inp)
+                    row = _finish_row({**base, "mode": mode}, out, gt_names, offsets, args.min_offset)
+                    rows.append(row)
+                    done[row_key(row)] = row
+                    save(rows)
+                    print(json.dumps({key: (round(v, 4) if isinstance(v, float) else v) for key, v in row.items()
+                                      if not key.startswith(("ssim_", "id_", "psnr_", "depth_"))}), flush=True)
+    return rows
 
 
-def _mean(vals: list) -> float | None:
-    v = [x for x in vals if x is not None and not (isinstance(x, float) and math.isnan(x))]
-    return statistics.fmean(v) if v else None
-
-
-def summarise(rows: list[dict], modes: list[str]) -> dict:
-    novel = [f"{m}_{int(y):+d}" for m in ("lpips", "psnr", "id", "depth") for y in GT_YAWS_DEG]
-    out: dict = {}
-    groups = {"all": lambda r: True}
-    for b in ("|yaw|<0.2", "0.2<=|yaw|<0.6", "|yaw|>=0.6"):
-        groups[b] = lambda r, b=b: r["bucket"] == b
-    groups["symmetric"] = lambda r: not r["asymmetric"]
-    groups["asymmetric"] = lambda r: r["asymmetric"]
-    for g, pred in groups.items():
-        for mode in modes:
-            sel = [r for r in rows if r["mode"] == mode and pred(r)]
-            if not sel:
-                continue
-            s = {"n": len(sel), "seconds": _mean([r["seconds"] for r in sel])}
-            for key in ("input_mse", "input_lpips", "input_ssim", "input_id"):
-                s[key] = _mean([r[key] for r in sel])
-            for metric in ("lpips", "psnr", "id", "depth"):
-                s[f"novel_{metric}"] = _mean([r[f"{metric}_{int(y):+d}"] for r in sel for y in GT_YAWS_DEG])
-                for yabs in (30, 60):
-                    s[f"novel_{metric}_{yabs}"] = _mean([r[f"{metric}_{s_}{yabs}"] for r in sel for s_ in "+-"])
-            out.setdefault(g, {})[mode] = s
-    _ = novel
-    return out
-
-
-def markdown(summary: dict, meta: dict) -> str:
-    fmt = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
-    lines = ["# Novel-view benchmark (synthheads-eval)", "",
-             f"Machine: {meta['cpu']} ({meta['threads']} threads), torch {meta['torch']}, {meta['date']}. "
-             f"Generator: {meta['generator']}. Preset `{meta['preset']}`; {meta['identities']} identities x "
-             f"{meta['inputs']} input views; ground truth at absolute yaw ±30° and ±60° (pitch 0).", "",
-             f"Command: `{meta['command']}`", ""]
-    for g, by_mode in summary.items():
-        lines += [f"## {g}", "", "| mode | n | s/image | in MSE | in LPIPS | in SSIM | in ID | nv LPIPS ±30 | nv LPIPS ±60 | "
-                  "nv PSNR ±30 | nv PSNR ±60 | nv ID | nv depth MAE |", "|" + "---|" * 13]
-        for mode, s in by_mode.items():
-            lines.append(f"| {mode} | {s['n']} | {fmt(s['seconds'], 1)} | {fmt(s['input_mse'], 4)} | {fmt(s['input_lpips'])} | "
-                         f"{fmt(s['input_ssim'])} | {fmt(s['input_id'])} | {fmt(s['novel_lpips_30'])} | "
-                         f"{fmt(s['novel_lpips_60'])} | {fmt(s['novel_psnr_30'], 2)} | {fmt(s['novel_psnr_60'], 2)} | "
-                         f"{fmt(s['novel_id'])} | {fmt(s['novel_depth'], 4)} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--generator", default="synthheads")
-    ap.add_argument("--identities", type=int, default=4)
+    ap.add_argument("--identities", type=int, default=12)
     ap.add_argument("--first", type=int, default=0, help="first eval identity k (k %% 10 < 4 are strongly asymmetric)")
-    ap.add_argument("--inputs", type=int, default=2)
-    ap.add_argument("--modes", default="w+,pti,spi")
+    ap.add_argument("--input-yaws", default="0,30,60",
+                    help="input yaws in degrees (side alternates with the identity), or 'stratified' (the split's)")
+    ap.add_argument("--sides", choices=("alternate", "as-given"), default="alternate")
+    ap.add_argument("--input-pitch", type=float, default=0.0, help="seeded input pitch in [-P, P] degrees")
+    ap.add_argument("--inputs", type=int, default=3, help="inputs per identity with --input-yaws stratified")
+    ap.add_argument("--heads", default="split", help=f"comma list of head variants: {', '.join(HEADS)}")
+    sym = ap.add_mutually_exclusive_group()
+    sym.add_argument("--symmetric", dest="heads", action="store_const", const="symmetric")
+    sym.add_argument("--asymmetric", dest="heads", action="store_const", const="strong")
+    ap.add_argument("--modes", default="w+,pti,spi", help=f"comma list of {', '.join(BASE_MODES)} (each +'-s2xN')")
     ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, all modes")
+    ap.add_argument("--min-offset", type=float, default=15.0, help="GT cameras nearer the input (deg) are not novel")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples of the intervals")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:i] (the generator's and the losses' device)")
+    ap.add_argument("--no-identity", dest="identity", action="store_false", help="skip the face-embedding metric")
+    ap.add_argument("--json", type=Path, default=None, help="all rows and the summary (written after every row)")
+    ap.add_argument("--resume", action="store_true", help="keep the rows already in --json, run only the rest")
     ap.add_argument("--markdown", type=Path, default=None)
-    args = ap.parse_args()
+    return ap.parse_args(argv)
+
+
+RESUME_KEYS = ("generator", "preset", "set", "seed", "input_yaws", "sides", "input_pitch", "inputs", "min_offset")
+"""Settings a resumed run must share with the rows it keeps (modes, identities and heads may grow)."""
+
+
+def meta_of(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    cpu = cpu_name() if args.device == "cpu" else device_name(args.device)
+    return {"machine": cpu, "threads": args.threads, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+            "command": shlex.join([sys.executable.rsplit("/", 1)[-1], "benchmarks/novel_view.py", *argv]),
+            "gt_cameras": [f"yaw {int(y):+d}" for y in GT_YAWS_DEG], "load_avg": os.getloadavg()[0],
+            **{k: getattr(args, k) for k in RESUME_KEYS}, "modes": args.modes, "heads": args.heads,
+            "identities": args.identities, "first": args.first, "resamples": args.resamples}
+
+
+def load_done(args: argparse.Namespace, meta: dict[str, Any]) -> dict[tuple, dict]:
+    if not (args.resume and args.json and args.json.exists()):
+        return {}
+    old = json.loads(args.json.read_text())
+    diff = {k: (old["meta"].get(k), meta[k]) for k in RESUME_KEYS if old["meta"].get(k) != meta[k]}
+    if diff:
+        raise SystemExit(f"--resume: {args.json} was run with other settings {diff}; use another --json")
+    return {row_key(r): r for r in old["rows"]}
+
+
+def main(argv: list[str] | None = None, bench: Bench | None = None) -> dict[str, Any]:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    out = run(args)
-    modes = args.modes.split(",")
-    summary = summarise(out["rows"], modes)
-    cpu = cpu_name() if args.device == "cpu" else device_name(args.device)
-    meta = {"cpu": cpu, "threads": args.threads, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
-            "generator": args.generator, "preset": args.preset, "identities": args.identities, "inputs": args.inputs,
-            "command": "python benchmarks/novel_view.py " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "markdown" and v is not None),
-            "load_avg": os.getloadavg()[0]}
+    meta = meta_of(args, argv)
+    done = load_done(args, meta)
+
+    def save(rows: list[dict], summary: dict | None = None) -> None:
+        if args.json:
+            tmp = args.json.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=1))
+            tmp.replace(args.json)
+
+    rows = run(args, bench or Bench.load(args), done, save)
+    summary = summarise(rows, args.modes.split(","), resamples=args.resamples, seed=args.seed)
+    save(rows, summary)
     print(json.dumps({"benchmark": "novel_view", **meta, "summary": summary}, indent=1))
     if args.markdown:
         args.markdown.write_text(markdown(summary, meta) + "\n")
-    return 0
+    return {"meta": meta, "rows": rows, "summary": summary}
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
+    raise SystemExit(0)

@@ -10,7 +10,7 @@ from typing import Literal
 
 Mode = Literal["w+", "pti", "spi"]
 WAvgCamera = Literal["input", "frontal"]
-PseudoDepth = Literal["current", "pivot"]
+PseudoDepth = Literal["current", "pivot", "given"]
 Sampling = Literal["stochastic", "deterministic"]
 Toggle = Literal["auto", "on", "off"]
 Autocast = Literal["auto", "off", "bf16", "fp16"]
@@ -141,7 +141,9 @@ class Stage2Config:
     """Loss weight per warped view (LPIPS on masked images; METHOD.md: 0.1)."""
     warp_depth: PseudoDepth = "current"
     """Which generator renders the depths used for warping: the tuned one at that step (``current``, as the
-    authors' loop does) or the untuned generator at the pivot, computed once (``pivot``)."""
+    authors' loop does) or the untuned generator at the pivot, computed once (``pivot``). ``given``: true
+    z-depths from the caller (``invert(..., warp_depth_fn=...)``), for benchmarks that know the geometry
+    (the ablation "warps with ground-truth depth"); no photo pipeline has them."""
     visibility_tolerance: float = 0.05
     """Depth agreement (world units, true z-depth) for a warped pixel to count as visible (METHOD.md)."""
     mirror: bool = True
@@ -202,6 +204,8 @@ class InversionConfig:
             raise ConfigError("learning rates must be > 0")
         if self.stage2.pseudo_every < 1 or self.stage1.batch_size < 1 or self.stage1.w_avg_samples < 2:
             raise ConfigError("pseudo_every and batch_size must be >= 1, w_avg_samples >= 2")
+        if self.stage2.warp_depth not in ("current", "pivot", "given"):
+            raise ConfigError(f"stage2.warp_depth must be 'current', 'pivot' or 'given', got {self.stage2.warp_depth!r}")
         if self.lpips_net not in ("vgg", "alex"):
             raise ConfigError(f"lpips_net must be 'vgg' or 'alex', got {self.lpips_net!r}")
         if self.sampling not in ("stochastic", "deterministic"):

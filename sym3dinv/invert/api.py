@@ -24,7 +24,7 @@ from sym3dinv.invert.mirror import Box
 from sym3dinv.invert.pseudo import FaceRegions
 from sym3dinv.invert.render import synthesize, tuned_tensors
 from sym3dinv.invert.stage1 import Progress, run_stage1
-from sym3dinv.invert.stage2 import run_stage2
+from sym3dinv.invert.stage2 import DepthFn, run_stage2
 from sym3dinv.perf import device_settings, no_grad_render, resolve
 
 log = logging.getLogger(__name__)
@@ -114,13 +114,15 @@ def invert_batch(
     config: InversionConfig | None = None,
     progress: Progress | None = None,
     losses: LossFunctions | None = None,
+    warp_depth_fns: Sequence[DepthFn | None] | None = None,
 ) -> list[InversionResult]:
     """Invert several images: stage 1 in batches of ``config.stage1.batch_size``, stage 2 one by one.
 
     An image's result does not depend on the batch it is in (see :func:`run_stage1`), up to float rounding.
+    ``warp_depth_fns``: per image, its known geometry for ``stage2.warp_depth="given"`` (benchmarks).
     """
     return list(iter_inversions(G, images, cameras, masks=masks, regions=regions, config=config, progress=progress,
-                                losses=losses))
+                                losses=losses, warp_depth_fns=warp_depth_fns))
 
 
 def iter_inversions(
@@ -133,6 +135,7 @@ def iter_inversions(
     config: InversionConfig | None = None,
     progress: Progress | None = None,
     losses: LossFunctions | None = None,
+    warp_depth_fns: Sequence[DepthFn | None] | None = None,
 ) -> Iterator[InversionResult]:
     """:func:`invert_batch` yielding each image's result (in input order) as soon as its stage 2 ends.
 
@@ -146,12 +149,13 @@ def iter_inversions(
     dev = next(G.parameters()).device
     perf = resolve(config.perf, dev)
     with device_settings(perf):  # CPU: flush denormals; CUDA: TF32 (restored afterwards)
-        yield from _invert_batch(G, images, cameras, masks, regions, config, progress, losses, dev)
+        yield from _invert_batch(G, images, cameras, masks, regions, config, progress, losses, dev, warp_depth_fns)
 
 
 def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: Tensor | None,
                   regions: Sequence[FaceRegions | None] | None, config: InversionConfig, progress: Progress | None,
-                  losses: LossFunctions | None, dev: torch.device) -> Iterator[InversionResult]:
+                  losses: LossFunctions | None, dev: torch.device,
+                  warp_depth_fns: Sequence[DepthFn | None] | None = None) -> Iterator[InversionResult]:
     perf = resolve(config.perf, dev)
     if config.resolution != G.img_resolution:
         log.info("input resized to the generator's %d px (config.resolution=%d)", G.img_resolution, config.resolution)
@@ -163,6 +167,9 @@ def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: 
     cams = cameras.to(dev, torch.float32)
     m = _prep_mask(masks, n, res, dev)
     regs = list(regions) if regions is not None else [None] * n
+    depth_fns = list(warp_depth_fns) if warp_depth_fns is not None else [None] * n
+    if len(depth_fns) != n:
+        raise ConfigError(f"warp_depth_fns has {len(depth_fns)} entries for {n} images")
     losses = losses or default_losses(config.lpips_net, dev)
     bs = config.stage1.batch_size
     for lo in range(0, n, bs):
@@ -180,7 +187,8 @@ def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: 
             delta = {k: (v - state[k].detach()) for k, v in noise.items()}
             if config.run_stage2:
                 s2 = run_stage2(G, x[i:i + 1], c1[j:j + 1], ws, noise, config, losses,
-                                mask=None if m is None else m[i:i + 1], regions=regs[i], progress=progress)
+                                mask=None if m is None else m[i:i + 1], regions=regs[i], progress=progress,
+                                warp_depth_fn=depth_fns[i])
                 delta, steps, early = s2.delta, s2.steps_run, s2.stopped_early
                 history["stage2"] = s2.history
             with no_grad_render(perf):  # pure render: inference_mode unless switched off
@@ -206,13 +214,15 @@ def invert(
     config: InversionConfig | None = None,
     progress: Progress | None = None,
     losses: LossFunctions | None = None,
+    warp_depth_fn: DepthFn | None = None,
 ) -> InversionResult:
     """Invert one photo ([-1, 1] RGB) seen from ``camera`` (25-d EG3D label).
 
     ``mask``: face mask used by the warp losses (None = whole image). ``landmarks``: iBUG-68 pixel
     coordinates in ``image`` for the eye/mouth boxes; or pass ``regions`` (boxes in [0, 1] coords).
     ``progress(stage, step, total, losses)`` is called after every step. ``losses`` replaces the
-    default LPIPS/contextual losses (tests, benchmarks).
+    default LPIPS/contextual losses (tests, benchmarks). ``warp_depth_fn(cameras [V, 25]) -> z-depth
+    [V, 1, r, r]``: the true geometry that ``stage2.warp_depth="given"`` warps with (benchmarks that know it).
     """
     x = image[None] if image.ndim == 3 else image
     if x.shape[0] != 1:
@@ -228,4 +238,5 @@ def invert(
     else:
         reg = None
     masks = None if mask is None else mask.reshape(1, *mask.shape[-2:])
-    return invert_batch(G, x, c, masks=masks, regions=[reg], config=config, progress=progress, losses=losses)[0]
+    return invert_batch(G, x, c, masks=masks, regions=[reg], config=config, progress=progress, losses=losses,
+                        warp_depth_fns=[warp_depth_fn])[0]

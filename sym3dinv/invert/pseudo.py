@@ -53,15 +53,18 @@ def warp_pseudo_loss(
     mask: Float[Tensor, "1 1 h w"] | None,
     perceptual: PairLoss,
     tolerance: float,
+    *,
+    z_depth: bool = False,
 ) -> tuple[Float[Tensor, " v"], Bool[Tensor, "v 1 h w"]]:
     """LPIPS between each nearby-view render and the input warped into that view, both masked to valid.
 
-    Depths are EG3D ray distances, converted to true z here; the depths are treated as constants.
+    Depths are EG3D ray distances, converted to true z here (``z_depth``: they are true z-depths already,
+    as the caller's known geometry of ``warp_depth="given"`` is); the depths are treated as constants.
     """
     v, res = renders.shape[0], renders.shape[-1]
     with torch.no_grad():
-        tz = ray_distance_to_z(view_depth.detach(), view_cams)
-        sz = ray_distance_to_z(input_depth.detach(), camera).expand(v, -1, -1, -1)
+        tz = view_depth.detach() if z_depth else ray_distance_to_z(view_depth.detach(), view_cams)
+        sz = (input_depth.detach() if z_depth else ray_distance_to_z(input_depth.detach(), camera)).expand(v, -1, -1, -1)
         w = backward_warp(image.expand(v, -1, -1, -1), camera.expand(v, -1), tz, view_cams, source_depth_z=sz,
                           source_mask=None if mask is None else mask.expand(v, -1, -1, -1),
                           tolerance=tolerance, resolution=res)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from torch import Tensor
 
 from sym3dinv.cameras import mirror_label, yaw_pitch_roll
 from sym3dinv.config.invert import InversionConfig, Stage2Config
+from sym3dinv.errors import ConfigError
 from sym3dinv.generator import SynthesisOutput, TriPlaneGenerator
 from sym3dinv.invert.cuda_graphs import StepGraphs
 from sym3dinv.invert.losses import LossFunctions, fixed_target_loss, set_loss_memory_format
@@ -42,6 +44,8 @@ from sym3dinv.invert.stage1 import Progress
 from sym3dinv.perf import ResolvedPerf, autocast, compile_with_fallback, resolve
 
 log = logging.getLogger(__name__)
+DepthFn = Callable[[Tensor], Tensor]
+"""Known geometry for ``warp_depth="given"``: camera labels [V, 25] -> true z-depth maps [V, 1, r, r]."""
 _STAT_ORDER = ("warp", "warp_valid", "mirror", "mirror_kept", "depth_reg")  # history keys of a pseudo step
 
 
@@ -129,7 +133,8 @@ class _Step:
     res: int
     frozen_input_depth: Tensor | None = None
     frozen_depth: Tensor | None = None  # depth-reg views
-    warp_pivot_depth: Tensor | None = None  # warp views (warp_depth="pivot")
+    warp_pivot_depth: Tensor | None = None  # warp views (warp_depth="pivot"; "given": true z-depths)
+    warp_depth_fn: DepthFn | None = None  # the caller's known geometry (warp_depth="given")
     input_depth: dict[str, Tensor] = field(default_factory=dict)  # the current input-view depth, set by pass 0
 
     @property
@@ -141,14 +146,29 @@ class _Step:
     def freeze_depths(self) -> None:
         """The untuned generator's depths never change: render them once."""
         v, cfg = self.views, self.cfg
+        if v.do_warp and cfg.warp_depth == "given":
+            self._given_depths()
         if not (v.do_depth or (v.do_warp and cfg.warp_depth == "pivot")):
             return
         with torch.no_grad():
             base = synthesize(self.G, self.ws.expand(v.cams.shape[0], -1, -1), v.cams, tensors=dict(self.tensors),
                               sampling=self.sampling, **self.speed).image_depth.float()
-        self.frozen_input_depth = base[:1]
         self.frozen_depth = base[v.reg_off:v.reg_off + v.n_r]
-        self.warp_pivot_depth = base[1:1 + v.n_w]
+        if cfg.warp_depth == "pivot":
+            self.frozen_input_depth = base[:1]
+            self.warp_pivot_depth = base[1:1 + v.n_w]
+
+    def _given_depths(self) -> None:
+        """The caller's true z-depths at the input and warp cameras, asked for once."""
+        if self.warp_depth_fn is None:
+            raise ConfigError("stage2.warp_depth='given' needs warp_depth_fn (true z-depths at given cameras)")
+        cams = self.views.cams[:1 + self.views.n_w]
+        with torch.no_grad():
+            z = torch.as_tensor(self.warp_depth_fn(cams.detach().cpu())).float().to(self.image.device)
+        if z.ndim != 4 or z.shape[:2] != (cams.shape[0], 1) or not bool(torch.isfinite(z).all()):
+            raise ConfigError(f"warp_depth_fn must return finite [{cams.shape[0]}, 1, H, W] z-depths, "
+                              f"got {tuple(z.shape)}")
+        self.frozen_input_depth, self.warp_pivot_depth = z[:1], z[1:]
 
     def forward_backward(self, cams: Tensor, is_pseudo: bool, check_stop: bool) -> tuple[dict[str, Tensor], bool]:
         """Loss and gradients of one step, in passes of ``perf.views_per_pass`` cameras; returns the logged
@@ -217,7 +237,7 @@ class _Step:
     def _warp_term(self, out: SynthesisOutput, lo: int, a: int, b: int, stats: dict[str, Tensor]) -> Tensor:
         """Warp views [a, b) of ``cams``: the input warped into each by depth, LPIPS on the visible pixels."""
         cfg, n_w = self.cfg, self.views.n_w
-        if cfg.warp_depth == "pivot":  # the untuned generator's depths, rendered once
+        if cfg.warp_depth in ("pivot", "given"):  # the untuned generator's depths (or true ones), once
             in_depth, v_depth = self.frozen_input_depth, self.warp_pivot_depth
             assert v_depth is not None
             v_depth = v_depth[a - 1:b - 1]
@@ -227,7 +247,7 @@ class _Step:
         with autocast(self.perf):
             per_view, valid = warp_pseudo_loss(out.image[a - lo:b - lo], self.views.warp[a - 1:b - 1], v_depth,
                                                self.image, self.camera, in_depth, self.mask, self.losses.perceptual,
-                                               cfg.visibility_tolerance)
+                                               cfg.visibility_tolerance, z_depth=cfg.warp_depth == "given")
         per_view = per_view.float()
         _add(stats, "warp", per_view.detach().sum() / n_w)
         _add(stats, "warp_valid", valid.float().mean() * ((b - a) / n_w))
@@ -264,9 +284,13 @@ def run_stage2(
     mask: Float[Tensor, "1 1 h w"] | None = None,
     regions: FaceRegions | None = None,
     progress: Progress | None = None,
+    warp_depth_fn: DepthFn | None = None,
 ) -> Stage2Result:
-    """Tune all of G's parameters for one image; ``noise`` are its stage-1 noise buffers ([r, r] each)."""
+    """Tune all of G's parameters for one image; ``noise`` are its stage-1 noise buffers ([r, r] each).
+    ``warp_depth_fn``: the known geometry ``stage2.warp_depth="given"`` warps with (benchmarks only)."""
     cfg = config.stage2
+    if warp_depth_fn is not None and cfg.warp_depth != "given":
+        raise ConfigError(f"warp_depth_fn is only used with stage2.warp_depth='given' (got {cfg.warp_depth!r})")
     t0 = time.perf_counter()
     perf = resolve(config.perf, image.device)
     original = dict(G.named_parameters())
@@ -276,7 +300,7 @@ def run_stage2(
     # capturable: Adam's step count lives on the device, so the update can be replayed inside a CUDA graph
     opt = torch.optim.Adam(params, lr=cfg.lr, capturable=graphed)
     step = _prepare(G, image, camera, ws.detach(), {**trainable, **{k: v.detach() for k, v in noise.items()}},
-                    config, perf, losses, mask, regions)
+                    config, perf, losses, mask, regions, warp_depth_fn)
     graphs = StepGraphs(params, opt) if graphed else None
     history: list[dict[str, float]] = []
     pseudo_steps: list[int] = []
@@ -305,13 +329,13 @@ def run_stage2(
 
 def _prepare(G: TriPlaneGenerator, image: Tensor, camera: Tensor, ws: Tensor, tensors: dict[str, Tensor],
              config: InversionConfig, perf: ResolvedPerf, losses: LossFunctions, mask: Tensor | None,
-             regions: FaceRegions | None) -> _Step:
+             regions: FaceRegions | None, warp_depth_fn: DepthFn | None = None) -> _Step:
     """The shared state of one image's tuning: cameras, loss on the input view, the frozen depths."""
     cfg = config.stage2
     views = _Views.around(camera, cfg, config.use_pseudo)
     res = min(cfg.lpips_resolution, image.shape[-1])
     step = _Step(G, image, camera, ws, tensors, cfg, perf, config.sampling, losses, views, mask, regions,
-                 input_view_loss=None, res=res)
+                 input_view_loss=None, res=res, warp_depth_fn=warp_depth_fn)
     step.freeze_depths()
     set_loss_memory_format(losses, perf.channels_last)
     # the input-view target never changes: its LPIPS features are computed once (perf switch)

@@ -163,3 +163,35 @@ def test_spi_with_real_lpips_and_contextual(tiny_factory, target) -> None:
     h2 = r.history["stage2"]
     assert h2[-1]["lpips"] < h2[0]["lpips"] and {"warp", "mirror", "depth_reg"} <= h2[4].keys()
     assert r.metrics.lpips_alex is not None and 0 < r.metrics.lpips_alex < 1
+
+
+def test_spi_warps_with_given_depth(tiny_factory, target, cheap_losses) -> None:
+    """``stage2.warp_depth="given"``: the caller's true z-depths at the input and the 4 warp cameras, asked
+    for once, replace the generator's (the benchmark's "warps with ground-truth depth" ablation)."""
+    from sym3dinv.cameras import ray_distance_to_z
+    from sym3dinv.errors import ConfigError
+
+    G, G1 = tiny_factory(0), tiny_factory(1)  # G1 rendered the target: its depth is the truth here
+    img, c = target
+    z = torch.randn(1, 16, generator=torch.Generator().manual_seed(3))
+    calls: list[torch.Tensor] = []
+
+    def truth(cams: torch.Tensor) -> torch.Tensor:
+        calls.append(cams)
+        with torch.no_grad():
+            out = G1.synthesis(G1.mapping(z, c).expand(cams.shape[0], -1, -1), cams, sampling="deterministic")
+        return ray_distance_to_z(out.image_depth, cams)
+
+    given = invert(G, img, c, config=small_config("spi", 1, 5, warp_depth="given"), losses=cheap_losses,
+                   warp_depth_fn=truth)
+    assert len(calls) == 1 and calls[0].shape == (5, 25) and torch.allclose(calls[0][:1], c)
+    current = invert(G, img, c, config=small_config("spi", 1, 5), losses=cheap_losses)
+    g0, c0 = given.history["stage2"][0], current.history["stage2"][0]
+    assert g0["warp_valid"] > 0.2 and g0["warp"] != pytest.approx(c0["warp"], rel=1e-4)
+    with pytest.raises(ConfigError, match="needs warp_depth_fn"):
+        invert(G, img, c, config=small_config("spi", 1, 1, warp_depth="given"), losses=cheap_losses)
+    with pytest.raises(ConfigError, match="only used with"):
+        invert(G, img, c, config=small_config("spi", 1, 1), losses=cheap_losses, warp_depth_fn=truth)
+    with pytest.raises(ConfigError, match="finite"):
+        invert(G, img, c, config=small_config("spi", 1, 1, warp_depth="given"), losses=cheap_losses,
+               warp_depth_fn=lambda cams: torch.ones(cams.shape[0], 8, 8))
