@@ -84,6 +84,8 @@ CUDA_VARIANTS = ("all_on", "all_off", "cuda_graphs", "fp32", "fp32_no_tf32", "no
 def _generator(name: str, device: torch.device) -> TriPlaneGenerator:
     if name == "default":
         return load_generator("synthheads", device=device)
+    if name.startswith("synthheads-") or name.startswith("file:"):  # an embedded generator by name, or a file
+        return load_generator(name.removeprefix("file:"), device=device)
     init = json.loads((FIXTURES / "full_manifest.json").read_text())["init_kwargs"]
     torch.manual_seed(0)
     return TriPlaneGenerator(**init).eval().requires_grad_(False).to(device)
@@ -512,7 +514,7 @@ def bench_actors(args: argparse.Namespace) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--configs", default="default", help="comma list of default,full (or none)")
+    ap.add_argument("--configs", default="default", help="comma list of default,full,synthheads-v1,synthheads-v2,file:PATH (or none)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     ap.add_argument("--variants", default="", help=f"comma list of {list(VARIANTS)}; default: per device "
                     f"(CPU default config: {','.join(CPU_VARIANTS)}; full: all_on,all_off; CUDA: {','.join(CUDA_VARIANTS)})")
