@@ -190,11 +190,11 @@ class Trainer:
                                           "seconds": f"{seconds:.0f}"})
         return path
 
-    def export_codes(self, out: Path) -> Path:
+    def export_codes(self, out: Path, name: str = "identity_codes") -> Path:
         """The learned identity codes (z of every training seed) next to the weights, for the encoder."""
         from safetensors.torch import save_file
 
-        path = out / "identity_codes.safetensors"
+        path = out / f"{name}.safetensors"
         with torch.no_grad():
             save_file({"z": self.codes().contiguous()}, str(path),
                       metadata={"identities": json.dumps([0, int(self.codes.residual.shape[0])])})
@@ -205,7 +205,9 @@ def train(cfg: TrainConfig, cache: TrainingCache, out: Path, progress=None, stop
     """Train (or resume from the newest checkpoint in ``out``) and export ``out/default_G``; returns its path.
 
     ``stop_at`` ends the run early at that step (checkpointed) without changing the schedule, which is
-    how a run is interrupted on purpose; the export then holds the EMA at that step.
+    how a run is interrupted on purpose; the export then holds the EMA at that step. Every checkpoint
+    also leaves ``ema-STEP.safetensors`` (+ ``ema-STEP_codes``) so the best step can be chosen after
+    the run on held-out views: an adversarial phase can get worse late, and only its EMA shows it.
     """
     out.mkdir(parents=True, exist_ok=True)
     tr = Trainer(cfg, cache)
@@ -226,5 +228,7 @@ def train(cfg: TrainConfig, cache: TrainingCache, out: Path, progress=None, stop
         if tr.step % cfg.checkpoint_every == 0 or tr.step == end:
             tr.save(out)
             tr.export(out, seconds=time.perf_counter() - t0)
+            tr.export(out, name=f"ema-{tr.step:05d}", seconds=time.perf_counter() - t0)
+            tr.export_codes(out, name=f"ema-{tr.step:05d}_codes")
     tr.export_codes(out)
     return tr.export(out, seconds=time.perf_counter() - t0)

@@ -128,6 +128,9 @@ def test_resume_is_exact_and_export_loads(cache, tmp_path) -> None:
     assert out.image.shape == (2, 3, 128, 128) and torch.isfinite(out.image).all()
     assert float(b.backbone.mapping.w_avg.abs().sum()) > 0  # mean of mapped random z
     assert (tmp_path / "split" / "identity_codes.safetensors").is_file()
+    snap = load_generator(tmp_path / "split" / f"ema-{TOY.checkpoint_every:05d}.safetensors")  # per-checkpoint EMA
+    assert (tmp_path / "split" / f"ema-{TOY.checkpoint_every:05d}_codes.safetensors").is_file()
+    assert snap.state_dict().keys() == b.state_dict().keys()
 
 
 def test_resume_refuses_another_recipe(cache, tmp_path) -> None:
