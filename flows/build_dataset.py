@@ -64,4 +64,6 @@ build_multiview_dataset.__class__ = MaskedParametersFlow  # credentials in stora
 if __name__ == "__main__":
     import sys
 
-    build_multiview_dataset(store=sys.argv[1], out=sys.argv[2])
+    from flows.prefect_api import run_flow_main
+
+    run_flow_main(lambda: build_multiview_dataset(store=sys.argv[1], out=sys.argv[2]))

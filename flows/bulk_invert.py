@@ -58,7 +58,7 @@ def bulk_invert(
     store.check_writable()  # configuration errors fail here, before any work
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     items = list_inputs_task(input, opts)
-    todo = pending_task(items, store, config.config_hash, execution.resume)
+    todo = pending_task(items, store, config.config_hash, execution.resume, execution.retry_failed)
     get_run_logger().info("run %s: %d inputs, %d to do, config %s", run_id, len(items), len(todo), config.config_hash)
     restarts = invert_on_ray(todo, store, config, execution, run_id, opts)
     seconds = time.perf_counter() - t0
@@ -103,4 +103,6 @@ def _unmask(options: SecretDict | dict[str, Any] | None) -> dict[str, Any]:
 if __name__ == "__main__":
     import sys
 
-    bulk_invert(input=sys.argv[1], out=sys.argv[2])
+    from flows.prefect_api import run_flow_main
+
+    run_flow_main(lambda: bulk_invert(input=sys.argv[1], out=sys.argv[2]))

@@ -5,14 +5,13 @@ layer; :func:`main` is the library's CLI plus these two commands (``python -m fl
 ``sym3dinv`` console script once it points here).
 
 With no Prefect server configured (``PREFECT_API_URL`` unset) Prefect starts an ephemeral API for the
-run; Ray starts locally unless ``--ray-address``/``RAY_ADDRESS`` is given. Heavy imports stay inside the
+run, with a startup limit that fits a cold, busy 2-core machine (:mod:`flows.prefect_api`); Ray starts locally unless ``--ray-address``/``RAY_ADDRESS`` is given. Heavy imports stay inside the
 commands so ``sym3dinv --help`` stays fast.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import contextvars
 import tempfile
 import threading
 import time
@@ -30,9 +29,6 @@ DEMO_CONFIG = PipelineConfig(preset="cpu-demo", mode="spi")
 """What ``sym3dinv demo`` runs (only ``--generator`` can change): the reduced CPU preset."""
 DEMO_EXECUTION = ExecutionConfig(shard_size=2, gpus_per_actor=0.0)
 
-_DEFAULT_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-                "PREFECT_LOGGING_EXTRA_LOGGERS": "sym3dinv"}
-
 _DEMO_OUT = typer.Option(None, "--out", help="Where to put the run store (default: a temp dir).")
 
 
@@ -45,6 +41,15 @@ def parse_view(text: str) -> tuple[float, float]:
         raise typer.BadParameter(f"--view wants 'yaw,pitch' in radians, got {text!r}") from exc
 
 
+def _prefect_ready() -> None:
+    """Before anything else: the Prefect API checked, or the temporary server's startup limit set
+    (:mod:`flows.prefect_api`); an API that cannot be reached is one line on stderr and exit status 2."""
+    from flows.prefect_api import ensure_prefect_api, exit_on_api_error
+
+    with exit_on_api_error():
+        ensure_prefect_api()
+
+
 def _count_rows(out: str, storage_options: dict[str, Any]) -> int:
     from sym3dinv.store import RunStore
 
@@ -55,24 +60,28 @@ def _count_rows(out: str, storage_options: dict[str, Any]) -> int:
 
 
 def _run_with_progress(total_hint: int, out: str, storage_options: dict[str, Any], **params: Any) -> Any:
-    """Run the flow in a thread and show a bar fed by the store index (rows land once per shard)."""
+    """Run the flow in a thread and show a bar fed by the store index (rows land once per shard).
+
+    The caller ran :func:`_prefect_ready` first; the temporary server failing to start is one line on
+    stderr and exit status 2 as well."""
     import logging
 
     from flows.bulk_invert import bulk_invert
+    from flows.prefect_api import api_errors, exit_on_api_error
 
-    for k, v in _DEFAULT_ENV.items():
-        os.environ.setdefault(k, v)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call drowns the progress bar
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            box["summary"] = bulk_invert(out=out, storage_options=storage_options, **params)
+            with api_errors():
+                box["summary"] = bulk_invert(out=out, storage_options=storage_options, **params)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
             box["error"] = exc
 
     start = _count_rows(out, storage_options)
-    th = threading.Thread(target=target, daemon=True)
+    context = contextvars.copy_context()  # the caller's Prefect settings (a test harness's API) reach the thread
+    th = threading.Thread(target=context.run, args=(target,), daemon=True)
     th.start()
     with typer.progressbar(length=max(1, total_hint), label="items") as bar:
         shown = 0
@@ -84,17 +93,38 @@ def _run_with_progress(total_hint: int, out: str, storage_options: dict[str, Any
                 shown = now
         bar.update(max(0, total_hint - shown))
     if "error" in box:
-        raise box["error"]
+        with exit_on_api_error():
+            raise box["error"]
     return box["summary"]
 
 
-def _report(summary: Any) -> None:
+def _report(summary: Any, storage_options: dict[str, Any]) -> None:
+    from sym3dinv.report.contact_sheet import sheet_path
+
     typer.echo(f"run {summary.run_id}: {summary.inputs} inputs, {summary.skipped} already done, "
                f"{summary.processed} processed in {summary.seconds:.1f} s")
+    if summary.inputs and not summary.processed:
+        typer.echo(f"nothing to do: all {summary.inputs} inputs were already done in {summary.store} under config "
+                   f"{summary.config_hash} (inputs that failed for a reason of their own stay failed; "
+                   "--retry-failed redoes them, another --out starts afresh)")
     for k, v in sorted(summary.counts.items()):
         typer.echo(f"  {k:28s} {v}")
     typer.echo(f"results: {summary.store}/items/<id>/   index: {summary.store}/index/")
     typer.echo(f"report:  {summary.store}/reports/{summary.run_id}/index.html  (and the Prefect artifacts)")
+    sheet = _existing(summary.store, sheet_path(summary.run_id), storage_options)
+    if sheet:
+        typer.echo(f"contact sheet (input | reconstruction | novel views | depth): {sheet}")
+
+
+def _existing(url: str, rel: str, storage_options: dict[str, Any]) -> str | None:
+    """``url/rel`` when that file exists (the contact sheet is written only when an item is done)."""
+    from sym3dinv.store import RunStore
+
+    try:
+        store = RunStore(url, storage_options)
+        return f"{store.url}/{rel}" if store.fs.exists(store.abspath(rel)) else None
+    except Exception:  # noqa: BLE001 - a line of the summary, never a failure of the run
+        return None
 
 
 @config_options(StoreConfig, param="storage", fields=("endpoint_url",))
@@ -109,14 +139,20 @@ def invert(
     storage: StoreConfig = DEFAULT,
 ) -> None:
     """Invert every portrait under INPUT into the run store --out."""
+    from sym3dinv.errors import ConfigError
     from sym3dinv.perf import cpu_numerics
     from sym3dinv.pipeline import list_inputs
 
+    _prefect_ready()
     cpu_numerics()
     opts = storage.storage_options()
-    total = len(list_inputs(input, opts))
+    try:
+        total = len(list_inputs(input, opts))
+    except ConfigError as exc:  # no images there, a bad URL: what to fix, not a traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     summary = _run_with_progress(total, out, opts, input=input, config=config, execution=execution)
-    _report(summary)
+    _report(summary, opts)
 
 
 def demo_folder() -> Path:
@@ -135,17 +171,17 @@ def demo(
     """Run the main job on the small bundled sample with the CPU demo preset; print where results are."""
     from sym3dinv.perf import cpu_numerics
 
+    _prefect_ready()
     cpu_numerics()
     folder = demo_folder()
     if not folder.is_dir():
         raise typer.BadParameter(f"bundled demo sample missing at {folder}; reinstall sym3dinv")
     dest = out or Path(tempfile.mkdtemp(prefix="sym3dinv-demo-"))
-    work = Path(tempfile.mkdtemp(prefix="sym3dinv-demo-in-"))
-    shutil.copytree(folder, work, dirs_exist_ok=True)
     t0 = time.perf_counter()
-    n = len([p for p in work.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")])
-    summary = _run_with_progress(n, str(dest), {}, input=str(work), config=config, execution=execution)
-    _report(summary)
+    n = len([p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")])
+    # read in place (nothing is written next to the inputs): no temporary copy to leave behind
+    summary = _run_with_progress(n, str(dest), {}, input=str(folder), config=config, execution=execution)
+    _report(summary, {})
     typer.echo(f"demo finished in {time.perf_counter() - t0:.0f} s; store at {dest}")
 
 

@@ -65,13 +65,19 @@ class StoreWriteError(StoreError):
 
 # --- per-item errors: one index row each, the job goes on ------------------------------------------
 class ItemError(Sym3dInvError):
-    """Something wrong with one input; recorded against the item, never fatal to the job."""
+    """Something wrong with one input; recorded against the item, never fatal to the job.
+
+    ``final``: the failure is a property of the input's bytes under the config (undecodable, too small,
+    no face...), so a rerun of the same store settles the item instead of redoing it
+    (:data:`FINAL_ERROR_CODES`); failures of the run (out of memory, a lost worker) are redone."""
 
     code = "item_error"
+    final = False
 
 
 class DecodeError(ItemError):
     code = "decode_error"
+    final = True
 
 
 class BadCameraError(DecodeError):
@@ -87,10 +93,12 @@ class UnsupportedModeError(ItemError):
 
 class ImageTooLargeError(ItemError):
     code = "too_large"
+    final = True
 
 
 class ImageTooSmallError(ItemError):
     code = "too_small"
+    final = True
 
 
 class UnreadableInputError(ItemError):
@@ -99,6 +107,7 @@ class UnreadableInputError(ItemError):
 
 class AlignError(ItemError):
     code = "align_error"
+    final = True
 
 
 class NoFaceError(AlignError):
@@ -127,6 +136,18 @@ class WorkerLostError(ItemError):
 
 class InversionError(ItemError):
     code = "inversion_error"
+
+
+def _final_codes(cls: type[ItemError]) -> set[str]:
+    out = {cls.code} if cls.final else set()
+    for sub in cls.__subclasses__():
+        out |= _final_codes(sub)
+    return out
+
+
+FINAL_ERROR_CODES: frozenset[str] = frozenset(_final_codes(ItemError))
+"""Error classes a rerun settles rather than redoes (``ItemError.final``): decode_error, too_large,
+too_small and the alignment failures (no_face, face_too_small, low_confidence, extreme_pose, align_error)."""
 
 
 def error_code(exc: BaseException) -> str:

@@ -67,6 +67,18 @@ def _html_report(store: RunStore, run_id: str) -> str | None:
     return f"file://{index}" if store.is_local else index
 
 
+def _contact_sheet(store: RunStore, run_id: str, config_hash: str) -> str | None:
+    """Write ``<store>/reports/<run_id>/contact-sheet.png``; its URL, or None (nothing done, or it failed)."""
+    try:
+        from sym3dinv.report.contact_sheet import write_contact_sheet
+
+        rel = write_contact_sheet(store, run_id, config_hash)
+    except Exception as exc:  # noqa: BLE001 - a convenience, as the HTML report
+        log.warning("contact sheet of run %s not written: %s", run_id, exc)
+        return None
+    return None if rel is None else f"{store.url}/{rel}"
+
+
 @task(name="publish-artifacts")
 def publish_artifacts(store: RunStore, run_id: str, config_hash: str, n_inputs: int, skipped: int,
                       seconds: float, restarts: int) -> dict[str, int]:
@@ -111,6 +123,9 @@ def publish_artifacts(store: RunStore, run_id: str, config_hash: str, n_inputs: 
     report = _html_report(store, run_id)
     if report is not None:
         lines += ["", f"HTML report (thumbnails, histograms, failures): [{report}]({report})"]
+    sheet = _contact_sheet(store, run_id, config_hash)
+    if sheet is not None:
+        lines += ["", f"Contact sheet (input | reconstruction | novel views | depth): `{sheet}`"]
     create_markdown_artifact(key="bulk-invert-summary", markdown="\n".join(lines),
                              description=f"Summary of run {run_id}")
     return counts

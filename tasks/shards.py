@@ -15,7 +15,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig
-from sym3dinv.errors import ConfigError
+from sym3dinv.errors import FINAL_ERROR_CODES, ConfigError
 from sym3dinv.pipeline.inputs import InputItem, list_inputs, shards
 from sym3dinv.store import RunStore
 from tasks.actors import ActorPool, PoolSpec, ensure_ray
@@ -67,11 +67,14 @@ def list_inputs_task(source: str, storage_options: Mapping[str, Any]) -> list[In
 
 
 @task(name="pending-inputs")
-def pending_task(items: list[InputItem], store: RunStore, config_hash: str, resume: bool) -> list[InputItem]:
+def pending_task(items: list[InputItem], store: RunStore, config_hash: str, resume: bool,
+                 retry_failed: bool = False) -> list[InputItem]:
     if not resume:
         return items
-    left = set(store.pending([(i.id, i.uri) for i in items], config_hash)["id"].to_pylist())
-    get_run_logger().info("%d of %d inputs already done under config %s", len(items) - len(left), len(items), config_hash)
+    final = () if retry_failed else tuple(sorted(FINAL_ERROR_CODES))
+    left = set(store.pending([(i.id, i.uri) for i in items], config_hash, final_errors=final)["id"].to_pylist())
+    get_run_logger().info("%d of %d inputs already done (or failed for good) under config %s", len(items) - len(left),
+                          len(items), config_hash)
     return [i for i in items if i.id in left]
 
 

@@ -128,6 +128,9 @@ class ExecutionConfig:
     actors, 1 on CPU ones)."""
     resume: bool = True
     """Skip items already done under the same config (and adopt attempts committed but not indexed)."""
+    retry_failed: bool = False
+    """With resume, also redo items whose last try failed because of the input itself (decode_error,
+    too_small, no_face, ...); by default a rerun settles them: the same bytes fail the same way."""
     max_attempts: int = 3
     """Tries per item when its worker dies; after that the item is recorded as worker_lost."""
     ray_address: str | None = None

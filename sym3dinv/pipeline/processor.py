@@ -293,8 +293,12 @@ class ItemProcessor:
         camera = [float(v) for v in res.camera.reshape(-1)]  # stage 1 may have corrected the input's camera
         t.update({f"invert_{k}": float(v) for k, v in res.timings.items()})
         t1 = time.perf_counter()
-        cams = torch.stack([camera_label(y, p) for y, p in self.config.render.views]).reshape(-1, 25).float()
+        # the configured views, then the input camera: render-input.png is the reconstruction a viewer
+        # compares with input.png (same camera, same resolution)
+        cams = torch.cat([torch.stack([camera_label(y, p) for y, p in self.config.render.views]).reshape(-1, 25),
+                          torch.tensor(camera, dtype=torch.float32).reshape(1, 25)]).float()
         views = render_views(self.G, res.ws, cams.to(self.device), delta=res.delta or None)
+        names = [*self.config.render.names(), "input"]
         t["render"] = time.perf_counter() - t1
         metrics = {k: float(v) for k, v in vars(res.metrics).items() if v is not None}
         try:
@@ -310,8 +314,8 @@ class ItemProcessor:
             w.write_latents({"ws": res.ws[0].float().cpu().numpy()}, metadata={"config_hash": self._hash})
             if res.delta:
                 w.write_delta({k.replace("/", "_"): v.float().cpu().numpy() for k, v in res.delta.items()})
-            w.write_render("input", _to_uint8(x[0]))
-            for name, img, dz in zip(self.config.render.names(), views.image, views.depth_z, strict=True):
+            w.write_input(_to_uint8(x[0]))
+            for name, img, dz in zip(names, views.image, views.depth_z, strict=True):
                 w.write_render(name, _to_uint8(img))
                 if self.config.render.depth:
                     w.write_depth(name, dz[0].float().cpu().numpy())

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from sym3dinv.errors import ConfigError
 from sym3dinv.report.template import CSS, PAGE
+from sym3dinv.store.items import input_outputs
 
 if TYPE_CHECKING:
     import fsspec
@@ -321,9 +322,13 @@ def _item_row(b: _Builder, r: dict[str, Any]) -> str:
                 views.append((yp, key[len("render/"):], rel))
     views.sort(key=lambda v: (v[0][0], v[0][1]))
     yaw, pitch = _num(r.get("yaw")) or 0.0, _num(r.get("pitch")) or 0.0
-    recon = min(views, key=lambda v: (v[0][0] - yaw) ** 2 + (v[0][1] - pitch) ** 2) if views else None
-    figs = [_figure(b.store_image(outs.get("render/input")), "input", key=True)]
-    if recon is not None:
+    input_rel, at_input = input_outputs(outs)
+    recon = None
+    figs = [_figure(b.store_image(input_rel), "input", key=True)]
+    if at_input is not None:  # rendered at the input camera itself
+        figs.append(_figure(b.store_image(at_input), "reconstruction · input camera", alt="reconstruction input"))
+    elif views:  # a store from before render-input.png was the reconstruction: the nearest stored view
+        recon = min(views, key=lambda v: (v[0][0] - yaw) ** 2 + (v[0][1] - pitch) ** 2)
         (ry, rp), _, rrel = recon
         figs.append(_figure(b.store_image(rrel), f"reconstruction · yaw {ry:+.2f}", alt=f"reconstruction {recon[1]}"))
     figs.append('<div class="sep"></div>')
@@ -550,8 +555,9 @@ def build_report(
     order = sorted(done, key=lambda r: (_num(r["metrics"].get("psnr")) is None,
                                         _num(r["metrics"].get("psnr")) or 0.0, str(r.get("source_uri"))))
     shown = order[:max_items]
-    note = (f"{len(shown)} of {len(done)} done items, lowest PSNR first. Reconstruction = the stored render "
-            "nearest the input camera; the strip after the bar holds the other (novel) views.")
+    note = (f"{len(shown)} of {len(done)} done items, lowest PSNR first. Reconstruction = the render at the input "
+            "camera (render-input.png; in older stores the stored view nearest it); the strip after the bar holds "
+            "the other (novel) views.")
     body.append('<section id="items"><h2>Items</h2>' + f'<p class="note">{e(note)}</p>'
                 + ("".join(_item_row(b, r) for r in shown) or '<p class="empty">no done items</p>') + "</section>")
 

@@ -2,7 +2,7 @@
 
 from sym3dinv.store.ids import item_id_from_bytes, item_id_from_stream, item_id_from_uri, validate_item_id
 from sym3dinv.store.index import CompactResult, IndexWriter
-from sym3dinv.store.items import CommittedItem, ItemWriter
+from sym3dinv.store.items import CommittedItem, ItemWriter, input_outputs
 from sym3dinv.store.schema import INDEX_SCHEMA, SCHEMA_VERSION, IndexRow, Status, failure_row
 from sym3dinv.store.store import RunStore
 
@@ -17,6 +17,7 @@ __all__ = [
     "RunStore",
     "Status",
     "failure_row",
+    "input_outputs",
     "item_id_from_bytes",
     "item_id_from_stream",
     "item_id_from_uri",

@@ -28,6 +28,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MANIFEST = "_MANIFEST.json"
+INPUT_KEY = "input"
+"""Output key of ``input.png``, the input as inverted (stores written before it kept the input as
+``render/input``)."""
+INPUT_RENDER = "render/input"
+"""Output key of ``render-input.png``: the reconstruction at the input camera (with ``depth/input``)."""
+
+
+def input_outputs(outputs: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(input image, reconstruction at the input camera) of an item's outputs, for any store.
+
+    Stores from before ``input.png`` existed wrote the input itself as ``render-input.png`` and no render
+    at the input camera: for them this is ``(outputs["render/input"], None)`` and readers fall back to the
+    stored view nearest the input camera."""
+    if INPUT_KEY in outputs:
+        return outputs[INPUT_KEY], outputs.get(INPUT_RENDER)
+    return outputs.get(INPUT_RENDER), None
 
 
 @dataclass(frozen=True)
@@ -93,21 +109,13 @@ class ItemWriter:
         return self.write_bytes("delta", "delta.safetensors", save(arrays))
 
     def write_render(self, name: str, image: UInt8[np.ndarray, "h w c"]) -> str:
-        """An 8-bit RGB(A) or grey render as ``render-<name>.png``."""
-        from PIL import Image
+        """An 8-bit RGB(A) or grey render as ``render-<name>.png`` (``render-input.png``: the render at the
+        input camera)."""
+        return self.write_bytes(f"render/{validate_name(name)}", f"render-{name}.png", _png(name, image))
 
-        arr = np.asarray(image)
-        if (
-            arr.dtype != np.uint8
-            or arr.ndim not in (2, 3)
-            or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4))
-        ):
-            raise StoreError(
-                f"render {name!r}: expected uint8 [H, W] or [H, W, 1|3|4], got {arr.dtype} {arr.shape}"
-            )
-        buf = io.BytesIO()
-        Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr).save(buf, format="PNG")
-        return self.write_bytes(f"render/{validate_name(name)}", f"render-{name}.png", buf.getvalue())
+    def write_input(self, image: UInt8[np.ndarray, "h w c"]) -> str:
+        """The input as the inversion saw it (aligned, at the generator's resolution) as ``input.png``."""
+        return self.write_bytes(INPUT_KEY, "input.png", _png("input", image))
 
     def write_depth(
         self,
@@ -201,3 +209,21 @@ def committed_attempts(store: RunStore, item_id: str) -> list[tuple[str, dict[st
         if manifest is not None:
             found.append((rel, manifest))
     return sorted(found, key=lambda x: str(x[1].get("committed_at", "")))
+
+
+def _png(name: str, image: UInt8[np.ndarray, "h w c"]) -> bytes:
+    """PNG bytes of an 8-bit RGB(A) or grey image (``name`` for the error message)."""
+    from PIL import Image
+
+    arr = np.asarray(image)
+    if (
+        arr.dtype != np.uint8
+        or arr.ndim not in (2, 3)
+        or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4))
+    ):
+        raise StoreError(
+            f"render {name!r}: expected uint8 [H, W] or [H, W, 1|3|4], got {arr.dtype} {arr.shape}"
+        )
+    buf = io.BytesIO()
+    Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr).save(buf, format="PNG")
+    return buf.getvalue()

@@ -45,6 +45,19 @@ def done_ids(table: pa.Table, config_hash: str) -> pa.Array:
     return last.filter(pc.equal(last["status"], Status.DONE.value))["id"].combine_chunks()
 
 
+def settled_ids(table: pa.Table, config_hash: str, final_errors: Sequence[str] = ()) -> pa.Array:
+    """Ids whose latest row under ``config_hash`` is done, or failed with an ``error_class`` in
+    ``final_errors``: failures of the input itself (the same bytes under the same config fail again), so a
+    rerun settles them instead of redoing them. ``table`` needs ``error_class`` when ``final_errors`` is given."""
+    last = latest(table.filter(pc.equal(table["config_hash"], config_hash)))
+    keep = pc.equal(last["status"], Status.DONE.value)
+    if final_errors:
+        final = pc.and_(pc.equal(last["status"], Status.FAILED.value),
+                        pc.is_in(last["error_class"], value_set=pa.array(list(final_errors), pa.string())))
+        keep = pc.or_(keep, pc.fill_null(final, False))
+    return last.filter(keep)["id"].combine_chunks()
+
+
 def pending_mask(input_ids: pa.Array, done: pa.Array) -> pa.Array:
     return pc.invert(pc.is_in(input_ids, value_set=done))
 

@@ -218,18 +218,22 @@ class RunStore:
         *,
         verify_outputs: bool = False,
         strict: bool = False,
+        final_errors: Sequence[str] = (),
     ) -> pa.Table:
         """Inputs (``id``, ``source_uri``) without a done row under ``config_hash``.
 
         ``verify_outputs`` also checks each done row's manifest (one request per input id that is done;
-        meant for small reruns or audits) and treats a missing manifest as not done.
+        meant for small reruns or audits) and treats a missing manifest as not done. ``final_errors``:
+        error classes that settle an item too (its latest row failed for a reason of the input itself,
+        :data:`sym3dinv.errors.FINAL_ERROR_CODES`), so it is not redone.
         """
         if type(inputs).__name__ == "DataFrame":
             inputs = pa.Table.from_pandas(inputs, preserve_index=False)
         if not isinstance(inputs, pa.Table):
             ids, uris = zip(*inputs, strict=True) if len(inputs) else ((), ())
             inputs = pa.table({"id": pa.array(ids, pa.string()), "source_uri": pa.array(uris, pa.string())})
-        cols = list(_PENDING_COLUMNS) + (["item_dir"] if verify_outputs else [])
+        cols = list(_PENDING_COLUMNS) + (["item_dir"] if verify_outputs else []) + (
+            ["error_class"] if final_errors else [])
         table = self.read_index(cols, strict=strict)
         done = _query.done_ids(table, config_hash)
         if verify_outputs and len(done):
@@ -245,6 +249,9 @@ class RunStore:
                     "%d done rows point at missing manifests; treating them as pending", len(done) - len(ok)
                 )
             done = pa.array(ok, pa.string())
+        if final_errors:
+            settled = _query.settled_ids(table, config_hash, final_errors)
+            done = pa.concat_arrays([done, pc.filter(settled, pc.invert(pc.is_in(settled, value_set=done)))])
         return inputs.filter(_query.pending_mask(inputs["id"], done))
 
     def summary(self, *, strict: bool = False, skip_unknown_versions: bool = False) -> pa.Table:

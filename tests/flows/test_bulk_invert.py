@@ -12,11 +12,12 @@ from sym3dinv.store import RunStore
 from tests.plugin import BAD, GOOD, HANG_MARKER_ENV, HANGING_LOSSES, tiny_pipeline, wait_for_pid
 
 
-def run(folder: Path | str, out: str, ckpt: str, losses: str | None = None, items_per_call: int = 0, **kw: object):
+def run(folder: Path | str, out: str, ckpt: str, losses: str | None = None, items_per_call: int = 0,
+        execution: ExecutionConfig | None = None, **kw: object):
     config = tiny_pipeline(ckpt, render=RenderSpec(views=((0.0, 0.0), (0.3, 0.0))),
                            **({"losses": losses} if losses else {}))
-    return bulk_invert(input=str(folder), out=out, config=config,
-                       execution=ExecutionConfig(shard_size=3, num_actors=2, items_per_call=items_per_call), **kw)
+    execution = execution or ExecutionConfig(shard_size=3, num_actors=2, items_per_call=items_per_call)
+    return bulk_invert(input=str(folder), out=out, config=config, execution=execution, **kw)
 
 
 def test_folder_runs_to_completion_and_resumes(image_folder: Path, tmp_path: Path, tiny_checkpoint: str,
@@ -33,17 +34,26 @@ def test_folder_runs_to_completion_and_resumes(image_folder: Path, tmp_path: Pat
         r = by_src[f"head{i}.png"]
         assert r["status"] == "done" and r["config_hash"] == s.config_hash
         outputs = dict(r["outputs"])
-        assert {"latents", "render/input", "render/yaw+0.00_pitch+0.00", "render/yaw+0.30_pitch+0.00"} <= set(outputs)
+        assert {"latents", "input", "render/input", "depth/input", "render/yaw+0.00_pitch+0.00",
+                "render/yaw+0.30_pitch+0.00"} <= set(outputs)
+        assert outputs["input"].endswith("/input.png") and outputs["render/input"].endswith("/render-input.png")
         assert (Path(out) / outputs["render/yaw+0.30_pitch+0.00"]).stat().st_size > 100
+        assert (Path(out) / outputs["input"]).read_bytes() != (Path(out) / outputs["render/input"]).read_bytes()
         assert 0 < dict(r["metrics"])["psnr"] < 60
     assert s.counts == {"done": GOOD, "failed:decode_error": 2, "failed:too_small": 1}
     parts = sorted(p.name for p in (Path(out) / "index").glob("*.parquet"))
     assert len(parts) == 2  # one part per shard (6 items / shard_size 3)
 
-    s2 = run(image_folder, out, tiny_checkpoint)  # done items are skipped; failed ones are retried
-    assert s2.skipped == GOOD and s2.processed == len(BAD)
+    assert (Path(out) / "reports" / s.run_id / "contact-sheet.png").stat().st_size > 1000
+
+    s2 = run(image_folder, out, tiny_checkpoint)  # done items are skipped; bad inputs stay failed (settled)
+    assert (s2.skipped, s2.processed) == (GOOD + len(BAD), 0)
+    s3 = run(image_folder, out, tiny_checkpoint, execution=ExecutionConfig(shard_size=3, num_actors=2,
+                                                                          retry_failed=True))
+    assert (s3.skipped, s3.processed) == (GOOD, len(BAD))  # asked for: the failed ones are tried again
     rows = RunStore(out).read_index().to_pylist()
     assert sum(r["status"] == "done" for r in rows) == GOOD  # no new inversion work
+    assert sum(r["status"] == "failed" for r in rows) == 2 * len(BAD)
 
 
 def test_bad_parameters_fail_before_any_work(image_folder: Path, tmp_path: Path, tiny_checkpoint: str) -> None:
@@ -124,6 +134,7 @@ def test_flow_against_moto_s3(image_folder: Path, tiny_checkpoint: str, ray_loca
         assert all(r["source_uri"].startswith("s3://bucket/in/") for r in latest)
         assert all(fs.exists("bucket/run/" + dict(r["outputs"])["latents"]) for r in done)
         s2 = run("s3://bucket/in", "s3://bucket/run", tiny_checkpoint, storage_options=opts)
-        assert s2.skipped == GOOD
+        assert s2.skipped == GOOD + len(BAD)  # done, or failed for a reason of the input (settled)
+        assert fs.exists(f"bucket/run/reports/{s.run_id}/contact-sheet.png")
     finally:
         server.stop()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from sym3dinv.errors import FINAL_ERROR_CODES
 from sym3dinv.store import RunStore
 from sym3dinv.store.index import list_parts
 from tests.plugin import make_folder
@@ -82,8 +83,8 @@ def test_flow_killed_mid_run_resumes_without_loss_or_rework(tmp_path: Path, tiny
     log2 = (tmp_path / "run2.log").read_text()
     assert second.returncode == 0, log2[-3000:]
     summary = json.loads(next(line for line in log2.splitlines() if line.startswith("SUMMARY "))[8:])
-    assert summary["inputs"] == n_inputs and summary["skipped"] == len(
-        {r["id"] for r in rows_before if r["status"] == "done"})
+    assert summary["inputs"] == n_inputs and summary["skipped"] == len(  # done, or failed for good (bad files)
+        {r["id"] for r in rows_before if r["status"] == "done" or r["error_class"] in FINAL_ERROR_CODES})
 
     rows = store.read_index().to_pylist()
     latest = store.latest().to_pylist()

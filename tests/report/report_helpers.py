@@ -39,8 +39,14 @@ def png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def make_store(store: RunStore, n_done: int = 3, run_id: str = RUN, hostile: bool = True) -> dict[str, list[str]]:
-    """Write ``n_done`` done items and two failed ones; returns their ids by status."""
+def make_store(store: RunStore, n_done: int = 3, run_id: str = RUN, hostile: bool = True,
+               new_layout: bool = False) -> dict[str, list[str]]:
+    """Write ``n_done`` done items and two failed ones; returns their ids by status.
+
+    ``new_layout=False`` writes items as stores did before issue 20 (the input itself as
+    ``render-input.png``, no render at the input camera): every older store looks like this.
+    ``new_layout=True`` writes ``input.png`` (:func:`picture` ``100 + i``), the reconstruction at the input
+    camera as ``render-input.png`` (``300 + i``) and its depth ``depth-input.npy`` (a left-right ramp)."""
     t0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
     ids: dict[str, list[str]] = {"done": [], "failed": []}
     with store.index_writer(run_id, "00000") as writer:
@@ -49,7 +55,12 @@ def make_store(store: RunStore, n_done: int = 3, run_id: str = RUN, hostile: boo
             item_id = item_id_from_bytes(payload)
             with store.item_writer(item_id) as w:
                 w.write_latents({"ws": np.full((4, 8), i, np.float32)})
-                w.write_render("input", picture(100 + i))
+                if new_layout:
+                    w.write_input(picture(100 + i))
+                    w.write_render("input", picture(300 + i))
+                    w.write_depth("input", np.tile(np.linspace(2.5, 3.0, 32, dtype=np.float32), (32, 1)))
+                else:
+                    w.write_render("input", picture(100 + i))
                 for k, (yaw, pitch) in enumerate(VIEWS):
                     w.write_render(view_name(yaw, pitch), picture(200 + 10 * i + k))
                 w.write_metrics({"psnr": 20.0 + i, "config": {"generator": "synthheads", "preset": "cpu",
