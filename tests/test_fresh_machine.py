@@ -5,7 +5,7 @@ first ``sym3dinv demo`` instead starts Prefect's temporary server on an empty ``
 database creation and migrations took longer than Prefect's 20-s default on 2 cores. These tests run the
 real ``sym3dinv invert`` in a subprocess with empty ``PREFECT_HOME`` and ``HOME`` and no Prefect settings
 from this session, so that class of failure shows here. (Checked on 2026-12-03, 2-vCPU machine: with today's test, the code before flows/prefect_api.py failed with
-"Timed out while attempting to connect to ephemeral Prefect API server" before flows/prefect_api.py.)
+"Timed out while attempting to connect to ephemeral Prefect API server" twice; it passes now.)
 """
 
 from __future__ import annotations
