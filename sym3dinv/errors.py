@@ -29,6 +29,12 @@ class ModelNotFoundError(ConfigError, FileNotFoundError):
     code = "model_not_found"
 
 
+class EncoderMismatchError(ConfigError):
+    """An encoder file trained for another generator than the one it is used with (fingerprints differ)."""
+
+    code = "encoder_mismatch"
+
+
 class CheckpointError(ConfigError):
     """A generator checkpoint that cannot be read: unknown format, truncated, wrong shapes."""
 

@@ -23,6 +23,7 @@ from sym3dinv.cameras import camera_label, mirror_label
 from sym3dinv.config.invert import InversionConfig, Stage1Config
 from sym3dinv.generator import TriPlaneGenerator
 from sym3dinv.invert.camera_refine import camera_prior, refine_labels
+from sym3dinv.generator.latents import mean_w
 from sym3dinv.invert.losses import LossFunctions, fixed_target_loss, set_loss_memory_format
 from sym3dinv.invert.mirror import flip, mirror_weights
 from sym3dinv.invert.render import area_resize, synthesize
@@ -44,27 +45,6 @@ class Stage1Result:
     history: tuple[dict[str, float], ...]  # per step, batch means
     seconds: float
     cameras: Float[Tensor, "n 25"] | None = None  # the corrected cameras (refine_camera), else the inputs
-
-
-@torch.no_grad()
-def mean_w(G: TriPlaneGenerator, c: Float[Tensor, "n 25"], samples: int,
-           generator: torch.Generator) -> tuple[Float[Tensor, "n 1 w"], Float[Tensor, " n"]]:
-    """Camera-conditioned mean w and the projector's scalar w_std (RMS distance to the mean) per camera.
-
-    Every camera maps the same ``samples`` latents (one draw from ``generator``), so an image's mean does
-    not depend on which other images share its batch."""
-    means, stds = [], []
-    z = torch.randn(samples, G.z_dim, generator=generator, device=generator.device).to(c.device)
-    for i in range(c.shape[0]):
-        if i and torch.equal(c[i], c[i - 1]):  # e.g. the fixed front camera: same latents, same mean
-            means.append(means[-1])
-            stds.append(stds[-1])
-            continue
-        w = G.mapping(z, c[i:i + 1].expand(samples, -1))[:, :1]  # [S, 1, W]
-        mu = w.mean(0, keepdim=True)
-        means.append(mu)
-        stds.append(((w - mu).square().sum() / samples).sqrt())
-    return torch.cat(means), torch.stack(stds)
 
 
 def noise_buffers(G: TriPlaneGenerator) -> dict[str, Tensor]:
