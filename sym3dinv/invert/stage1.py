@@ -22,8 +22,8 @@ from torch import Tensor
 from sym3dinv.cameras import camera_label, mirror_label
 from sym3dinv.config.invert import InversionConfig, Stage1Config
 from sym3dinv.generator import TriPlaneGenerator
-from sym3dinv.invert.camera_refine import camera_prior, refine_labels
 from sym3dinv.generator.latents import mean_w
+from sym3dinv.invert.camera_refine import camera_prior, refine_labels
 from sym3dinv.invert.losses import LossFunctions, fixed_target_loss, set_loss_memory_format
 from sym3dinv.invert.mirror import flip, mirror_weights
 from sym3dinv.invert.render import area_resize, synthesize
