@@ -5,6 +5,10 @@ cameras it was never trained on and compared with the world's ground truth (PSNR
 MAE on head pixels). Prints JSON; ``--samples PNG`` writes a grid of random heads G(z, c).
 
     .venv/bin/python benchmarks/default_generator.py RUN_DIR [--identities 16] [--samples docs/synthheads/samples.png]
+    .venv/bin/python benchmarks/default_generator.py RUN_DIR --weights RUN_DIR/ema-02000.safetensors  # one snapshot
+
+``--weights`` scores one of the run's per-checkpoint EMA snapshots with the identity codes saved beside it
+(``<stem>_codes.safetensors``), so the best step can be chosen after training.
 """
 
 from __future__ import annotations
@@ -50,12 +54,21 @@ def main() -> int:
     ap.add_argument("--identities", type=int, default=16)
     ap.add_argument("--samples", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="score this snapshot (e.g. RUN/ema-02000.safetensors) with its _codes file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    G = load_generator(args.run / "default_G.safetensors")
-    ckpt = sorted(args.run.glob("ckpt-*.pt"), key=lambda p: int(p.stem.split("-")[1]))[-1]
-    codes = training_codes(torch.load(ckpt, weights_only=True)["codes"])
+    weights = args.weights or args.run / "default_G.safetensors"
+    G = load_generator(weights)
+    snap_codes = weights.with_name(weights.stem + "_codes.safetensors")
+    if args.weights is not None and snap_codes.is_file():
+        from safetensors.torch import load_file
+
+        ckpt, codes = snap_codes, load_file(str(snap_codes))["z"]
+    else:
+        ckpt = sorted(args.run.glob("ckpt-*.pt"), key=lambda p: int(p.stem.split("-")[1]))[-1]
+        codes = training_codes(torch.load(ckpt, weights_only=True)["codes"])
     # held-out cameras: yaws between and beyond the stratified training ones, pitch 0
     held = cameras.camera_label(torch.deg2rad(torch.tensor([-50.0, -20.0, 0.0, 20.0, 50.0])), 0.0)
     res = G.img_resolution
@@ -74,7 +87,7 @@ def main() -> int:
             m = F.interpolate(mask.float(), size=(r, r), mode="area") > 0.99
             depths += depth_error(zp, zg, m).mae.tolist()
         report = {
-            "benchmark": "default_generator", "run": str(args.run), "checkpoint": ckpt.name,
+            "benchmark": "default_generator", "run": str(args.run), "weights": weights.name, "checkpoint": ckpt.name,
             "identities": args.identities, "heldout_views_per_identity": held.shape[0],
             "psnr_db": round(statistics.fmean(psnrs), 2), "lpips_alex": round(statistics.fmean(lps), 4),
             "depth_mae_world_units": round(statistics.fmean(depths), 4),
