@@ -43,7 +43,7 @@ class TrainConfig:
     """Training yaws are uniform in [-yaw_range, yaw_range] rad (covers the eval split's +-60 deg)."""
     pitch_range: float = 0.35
     """Training pitches are uniform in [-pitch_range, pitch_range] rad."""
-    steps: int = 3000
+    steps: int = 2500
     batch: int = 4
     lr: float = 2e-3
     code_lr: float = 1e-2
@@ -57,15 +57,15 @@ class TrainConfig:
     """LPIPS-VGG on the 128-px image: the term that removes the blur MSE alone leaves."""
     lpips_crop: int = 64
     """LPIPS is taken on one random crop of this side per image (0 = whole image): 4x cheaper at 128 px."""
-    adv_start: float = 0.5
+    adv_start: float = 0.6
     """Fraction of the steps after which the adversarial phase starts (after the reconstruction warm-up)."""
     adv_ramp: float = 0.1
     """Fraction of the steps over which the adversarial weight ramps linearly from 0 to ``adv_weight``."""
-    adv_weight: float = 0.05
+    adv_weight: float = 0.02
     """Weight of the non-saturating generator loss once ramped up."""
-    d_lr: float = 2e-3
+    d_lr: float = 1e-3
     """Discriminator learning rate (Adam, betas 0/0.99 as StyleGAN2)."""
-    r1_gamma: float = 1.0
+    r1_gamma: float = 4.0
     """R1 penalty weight on real images (lazy: every ``r1_every`` D steps, scaled by that interval)."""
     r1_every: int = 16
     d_channels: tuple[int, ...] = (16, 32, 64, 128, 128)
