@@ -43,14 +43,7 @@ def build_multiview_dataset(
     plan = plan_task(store, out, config, identities, opts, oopts)
     futures = [build_shard_task.submit(f"{i:05d}", store, out, config, ids, opts, oopts)
                for i, ids in enumerate(plan.shards(config.shard_size))]
-    merged = ShardResult()
-    for f in futures:
-        r = f.result()
-        merged.built += r.built
-        merged.skipped += r.skipped
-        merged.failed += r.failed
-        merged.images += r.images
-        merged.meshes += r.meshes
+    merged = ShardResult.merge([f.result() for f in futures])
     _, total = finalize_task(out, config, oopts)
     summary = summarize(plan, merged, total, time.perf_counter() - t0)
     for line in summary.lines():

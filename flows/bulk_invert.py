@@ -13,8 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.types import SecretDict
 
 from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig
-from sym3dinv.store import RunStore
-from sym3dinv.store.store import mask_secrets
+from sym3dinv.store import RunStore, mask_secrets
 from tasks.artifacts import publish_artifacts
 from tasks.shards import invert_on_ray, list_inputs_task, pending_task
 

@@ -142,10 +142,11 @@ def invert(
     from sym3dinv.errors import ConfigError
     from sym3dinv.perf import cpu_numerics
     from sym3dinv.pipeline import list_inputs
+    from sym3dinv.store import storage_options
 
     _prefect_ready()
     cpu_numerics()
-    opts = storage.storage_options()
+    opts = storage_options(storage.endpoint_url)
     try:
         total = len(list_inputs(input, opts))
     except ConfigError as exc:  # no images there, a bad URL: what to fix, not a traceback

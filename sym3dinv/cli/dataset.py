@@ -94,13 +94,14 @@ def build(
 
     from sym3dinv.dataset import build_dataset
     from sym3dinv.perf import cpu_numerics
+    from sym3dinv.store import storage_options
 
     if config.device == "cpu":
         cpu_numerics()
     try:
         config = dataclasses.replace(config, edits=tuple(EditSpec(n, p, s) for n, p, s in parse_edits(edit)))
         summary = build_dataset(store, out, config, identities=list(identity) or None,
-                                storage_options=storage.storage_options())
+                                storage_options=storage_options(storage.endpoint_url))
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -138,15 +138,15 @@ def apply(
     from sym3dinv.edit.learn import learn_from_set, load_attribute_set
     from sym3dinv.errors import ConfigError
     from sym3dinv.generator import load_generator
-    from sym3dinv.store import RunStore
+    from sym3dinv.store import RunStore, storage_options
 
     strengths = tuple(strength) or (-2.0, 2.0)
-    opts = {"client_kwargs": {"endpoint_url": endpoint_url}} if endpoint_url else None
+    opts = storage_options(endpoint_url)
     try:
         rs = RunStore.open_existing(store, opts)
-        from sym3dinv.edit.apply import _rows, store_generator_source
+        from sym3dinv.edit.apply import done_items, store_generator_source
 
-        rows = _rows(rs, run, ids or None)
+        rows = done_items(rs, run, ids or None)
         if not rows:
             raise ConfigError(f"no done items to edit in {store}")
         source = generator or store_generator_source(rs, rows[0])

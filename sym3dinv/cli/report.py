@@ -21,9 +21,9 @@ def report(
     """Build the HTML report of a run store (counts, timings, histograms, thumbnails, edits, failures)."""
     from sym3dinv.errors import ConfigError
     from sym3dinv.report import build_report
-    from sym3dinv.store import RunStore
+    from sym3dinv.store import RunStore, storage_options
 
-    opts = {"client_kwargs": {"endpoint_url": endpoint_url}} if endpoint_url else None
+    opts = storage_options(endpoint_url)
     try:
         res = build_report(RunStore.open_existing(store, opts), out=out, run_id=run, self_contained=self_contained,
                            edits=edit or None, max_items=max_items, storage_options=opts)

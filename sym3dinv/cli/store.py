@@ -16,10 +16,10 @@ _ENDPOINT = typer.Option(
 def _open(url: str, endpoint_url: str | None):  # noqa: ANN202 - RunStore imported lazily
     """The existing run store at ``url``; a wrong URL is one error line and exit status 2."""
     from sym3dinv.errors import ConfigError
-    from sym3dinv.store import RunStore
+    from sym3dinv.store import RunStore, storage_options
 
     try:
-        return RunStore.open_existing(url, {"client_kwargs": {"endpoint_url": endpoint_url}} if endpoint_url else None)
+        return RunStore.open_existing(url, storage_options(endpoint_url))
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

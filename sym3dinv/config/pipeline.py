@@ -17,6 +17,7 @@ from sym3dinv.config.core import PYDANTIC_CONFIG, replace_path
 from sym3dinv.config.core import config_hash as _hash
 from sym3dinv.config.invert import InversionConfig, Mode
 from sym3dinv.config.presets import PRESET_NAMES, preset
+from sym3dinv.store.layout import DEFAULT_VIEWS, view_name
 
 PresetName = Literal[PRESET_NAMES]  # type: ignore[valid-type] - the choices come from the one preset registry
 DEFAULT_LOSSES = "lpips"
@@ -28,13 +29,14 @@ class RenderSpec:
 
     __pydantic_config__ = PYDANTIC_CONFIG
 
-    views: tuple[tuple[float, float], ...] = ((0.0, 0.0), (-0.5, 0.0), (0.5, 0.0))
+    views: tuple[tuple[float, float], ...] = DEFAULT_VIEWS
     """Camera to render as 'yaw,pitch' in radians (repeat)."""
     depth: bool = True
     """Also write each view's depth map."""
 
     def names(self) -> list[str]:
-        return [f"yaw{y:+.2f}_pitch{p:+.2f}" for y, p in self.views]
+        """The render names of the views (``sym3dinv.store.layout.view_name``), as the store keys them."""
+        return [view_name(y, p) for y, p in self.views]
 
 
 @dataclass(frozen=True)

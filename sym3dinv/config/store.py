@@ -42,7 +42,8 @@ class RetryPolicy:
 @dataclass(frozen=True)
 class StoreConfig:
     """Where a job reads or writes; credentials never live here (use env vars/profiles or storage_options).
-    The command line's ``--endpoint-url`` is generated from this class."""
+    The command line's ``--endpoint-url`` is generated from this class; ``sym3dinv.store.storage_options``
+    turns it into fsspec options."""
 
     __pydantic_config__ = PYDANTIC_CONFIG
 
@@ -52,7 +53,3 @@ class StoreConfig:
     """S3-compatible endpoint for s3:// URLs (MinIO, moto, R2); default: AWS."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     """Backoff for transient object-store errors (see :class:`RetryPolicy`)."""
-
-    def storage_options(self) -> dict[str, object]:
-        """fsspec options for this config (credentials come from the environment)."""
-        return {"client_kwargs": {"endpoint_url": self.endpoint_url}} if self.endpoint_url else {}

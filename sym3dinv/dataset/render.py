@@ -30,7 +30,7 @@ from sym3dinv.generator.volume import render_planes, sample_rays
 from sym3dinv.invert.render import tuned_tensors
 
 if TYPE_CHECKING:
-    from sym3dinv.store import RunStore
+    from sym3dinv.store import IndexRow, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -49,24 +49,23 @@ class Identity:
     camera_label: tuple[float, ...] | None = None
 
 
-def load_identity(store: RunStore, row: Mapping[str, Any]) -> Identity:
+def load_identity(store: RunStore, row: IndexRow) -> Identity:
     """Read a done index row's latents, delta and recorded config; a :class:`StoreError` when unreadable."""
     from safetensors.numpy import load
 
-    item_dir = row.get("item_dir")
-    if not item_dir:
-        raise StoreError(f"item {row.get('id')}: done row without item_dir")
-    outputs = dict(row.get("outputs") or {})
+    if not row.item_dir:
+        raise StoreError(f"item {row.id}: done row without item_dir")
+    item_dir, outputs = row.item_dir, dict(row.outputs)
 
     def read(rel: str) -> bytes:
         try:
-            return store.fs.cat_file(store.abspath(rel))
-        except (FileNotFoundError, OSError) as exc:
-            raise StoreError(f"item {row['id']}: cannot read {rel}: {exc}") from exc
+            return store.cat(rel)
+        except (FileNotFoundError, OSError, StoreError) as exc:
+            raise StoreError(f"item {row.id}: cannot read {rel}: {exc}") from exc
 
     lat = load(read(outputs.get("latents", posixpath.join(item_dir, "latents.safetensors"))))
     if "ws" not in lat:
-        raise StoreError(f"item {row['id']}: latents.safetensors has no 'ws' (keys {sorted(lat)})")
+        raise StoreError(f"item {row.id}: latents.safetensors has no 'ws' (keys {sorted(lat)})")
     ws = np.asarray(lat["ws"], np.float32)
     ws = ws[0] if ws.ndim == 3 else ws
     delta = {k: np.asarray(v, np.float32) for k, v in load(read(outputs["delta"])).items()} if "delta" in outputs else {}
@@ -75,11 +74,10 @@ def load_identity(store: RunStore, row: Mapping[str, Any]) -> Identity:
         try:
             generator = json.loads(read(outputs["metrics"])).get("config", {}).get("generator")
         except ValueError:
-            log.warning("item %s: metrics.json unreadable; generator must come from the dataset config", row["id"])
-    metrics = {str(k): float(v) for k, v in dict(row.get("metrics") or {}).items() if v is not None}
-    label = row.get("camera_label")
-    return Identity(id=str(row["id"]), item_dir=str(item_dir), ws=ws, delta=delta, source_uri=str(row.get("source_uri") or ""),
-                    generator=generator, metrics=metrics, camera_label=tuple(label) if label is not None else None)
+            log.warning("item %s: metrics.json unreadable; generator must come from the dataset config", row.id)
+    metrics = {str(k): float(v) for k, v in row.metrics.items() if v is not None}
+    return Identity(id=row.id, item_dir=item_dir, ws=ws, delta=delta, source_uri=row.source_uri or "",
+                    generator=generator, metrics=metrics, camera_label=row.camera_label)
 
 
 class _Call(nn.Module):

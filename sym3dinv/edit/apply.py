@@ -25,21 +25,22 @@ import numpy as np
 from sym3dinv.edit.directions import Edit, apply_edit, check_direction
 from sym3dinv.errors import ConfigError
 from sym3dinv.store.ids import validate_name
+from sym3dinv.store.layout import (
+    DEFAULT_VIEWS,
+    EDIT_FORMAT,
+    EDIT_MANIFEST,
+    EDITS_DIR,
+    render_views,
+    view_name,
+)
 
 if TYPE_CHECKING:
     import torch
 
     from sym3dinv.generator import TriPlaneGenerator
-    from sym3dinv.store import RunStore
+    from sym3dinv.store import IndexRow, RunStore
 
 log = logging.getLogger(__name__)
-EDIT_FORMAT = "sym3dinv-edit/1"
-DEFAULT_VIEWS: tuple[tuple[float, float], ...] = ((0.0, 0.0), (-0.5, 0.0), (0.5, 0.0))
-
-
-def view_name(yaw: float, pitch: float) -> str:
-    """The pipeline's render name for a camera (``yaw+0.50_pitch+0.00``)."""
-    return f"yaw{yaw:+.2f}_pitch{pitch:+.2f}"
 
 
 def strength_tag(s: float) -> str:
@@ -92,39 +93,28 @@ def _load_delta(store: RunStore, rel: str | None) -> dict[str, np.ndarray] | Non
         return None
     from safetensors.numpy import load
 
-    return {k: v.astype(np.float32) for k, v in load(store.fs.cat_file(store.abspath(rel))).items()}
+    return {k: v.astype(np.float32) for k, v in load(store.cat(rel)).items()}
 
 
 def _item_views(outputs: dict[str, str]) -> list[tuple[float, float]]:
-    from sym3dinv.report.html import parse_view
-
-    views = sorted({v for k in outputs if k.startswith("render/") and (v := parse_view(k[7:])) is not None})
-    return views or list(DEFAULT_VIEWS)
+    return [yp for yp, _, _ in render_views(outputs)] or list(DEFAULT_VIEWS)
 
 
-def _rows(store: RunStore, run_id: str | None, ids: Sequence[str] | None) -> list[dict[str, Any]]:
-    import pyarrow.compute as pc
-
-    from sym3dinv.store.query import latest
-
-    t = store.read_index()
-    if t.num_rows and run_id is not None:
-        t = t.filter(pc.equal(t["run_id"], run_id))
-    rows = [r for r in (latest(t).to_pylist() if t.num_rows else []) if r["status"] == "done"]
-    for r in rows:
-        r["outputs"] = dict(r.get("outputs") or [])
+def done_items(store: RunStore, run_id: str | None, ids: Sequence[str] | None) -> list[IndexRow]:
+    """The done items to edit (of ``run_id``; ``ids`` may be id prefixes), sorted by source."""
+    rows = store.done_rows(run_id=run_id)
     if ids:
         want = set(ids)
-        rows = [r for r in rows if r["id"] in want or any(r["id"].startswith(i) for i in want)]
-    return sorted(rows, key=lambda r: str(r.get("source_uri")))
+        rows = [r for r in rows if r.id in want or any(r.id.startswith(i) for i in want)]
+    return sorted(rows, key=lambda r: str(r.source_uri))
 
 
-def store_generator_source(store: RunStore, row: dict[str, Any]) -> str:
+def store_generator_source(store: RunStore, row: IndexRow) -> str:
     """The ``generator`` a done item was inverted with (from its metrics.json config), or ``synthheads``."""
-    rel = row["outputs"].get("metrics")
+    rel = row.outputs.get("metrics")
     if rel:
         try:
-            cfg = json.loads(store.fs.cat_file(store.abspath(rel))).get("config") or {}
+            cfg = json.loads(store.cat(rel)).get("config") or {}
             if cfg.get("generator"):
                 return str(cfg["generator"])
         except (OSError, ValueError, AttributeError):
@@ -158,7 +148,7 @@ def apply_to_store(
     names = [validate_name(ed.name) for ed in edits]
     if len(set(names)) != len(names):
         raise ConfigError(f"edit names must be unique, got {names}")
-    rows = _rows(store, run_id, ids)
+    rows = done_items(store, run_id, ids)
     if limit is not None:
         rows = rows[:limit]
     if not rows:
@@ -168,30 +158,30 @@ def apply_to_store(
         G = load_generator(source)
     checked = [Edit(ed.name, check_direction(ed.direction, G.w_dim, G.num_ws, ed.name),
                     tuple(sorted({0.0, *(float(s) for s in ed.strengths)}))) for ed in edits]
-    folder = posixpath.join("edits", name)
+    folder = posixpath.join(EDITS_DIR, name)
     records, failed, n_renders = [], [], 0
     for k, row in enumerate(rows):
         try:
-            ws = store.load_latents(row["item_dir"])["ws"].astype(np.float32).reshape(G.num_ws, G.w_dim)
-            delta = _load_delta(store, row["outputs"].get("delta"))
-            vs = list(views) if views else _item_views(row["outputs"])
+            ws = store.load_latents(row.item_dir or "")["ws"].astype(np.float32).reshape(G.num_ws, G.w_dim)
+            delta = _load_delta(store, row.outputs.get("delta"))
+            vs = list(views) if views else _item_views(dict(row.outputs))
             renders = []
             for ed in checked:
                 imgs = render_edit(G, ws, ed.direction, ed.strengths, vs, delta=delta)
                 for s, stack in imgs.items():
                     for (yaw, pitch), img in zip(vs, stack, strict=True):
-                        rel = posixpath.join("items", row["id"], ed.name, f"{strength_tag(s)}_{view_name(yaw, pitch)}.png")
+                        rel = posixpath.join("items", row.id, ed.name, f"{strength_tag(s)}_{view_name(yaw, pitch)}.png")
                         store.write(posixpath.join(folder, rel), _png(img))
                         renders.append({"direction": ed.name, "strength": s, "view": view_name(yaw, pitch), "path": rel})
             n_renders += len(renders)
-            records.append({"id": row["id"], "source_uri": row.get("source_uri"), "renders": renders,
+            records.append({"id": row.id, "source_uri": row.source_uri, "renders": renders,
                             "views": [view_name(y, p) for y, p in vs]})
         except (ValueError, KeyError, OSError, RuntimeError) as exc:
-            log.warning("edit of item %s failed: %s", row["id"], exc)
-            failed.append((row["id"], f"{type(exc).__name__}: {exc}"))
+            log.warning("edit of item %s failed: %s", row.id, exc)
+            failed.append((row.id, f"{type(exc).__name__}: {exc}"))
         if progress is not None:
             progress(k + 1, len(rows))
-    all_views = sorted({tuple(v) for r in rows for v in (views or _item_views(r["outputs"]))})
+    all_views = sorted({tuple(v) for r in rows for v in (views or _item_views(dict(r.outputs)))})
     manifest = {
         "format": EDIT_FORMAT, "name": name, "generator": source,
         "views": [{"name": view_name(y, p), "yaw": y, "pitch": p} for y, p in all_views],
@@ -199,5 +189,5 @@ def apply_to_store(
                        for ed in checked],
         "items": records, "failed": [{"id": i, "reason": r} for i, r in failed],
     }
-    store.atomic_write(posixpath.join(folder, "edit.json"), json.dumps(manifest, indent=1).encode())
+    store.atomic_write(posixpath.join(folder, EDIT_MANIFEST), json.dumps(manifest, indent=1).encode())
     return EditSummary(folder=folder, items=len(records), renders=n_renders, failed=tuple(failed))

@@ -15,7 +15,7 @@ import importlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import fsspec
@@ -306,11 +306,10 @@ class ItemProcessor:
         except Exception:  # noqa: BLE001 - angles are a convenience column
             yaw = pitch = None  # type: ignore[assignment]
         t["total"] = sum(v for k, v in t.items() if k in ("decode", "align", "render")) + float(res.timings.get("total", 0))
-        row_meta = {"config_hash": self._hash, "source_uri": item.uri, "bytes": item.size,
-                    "camera_label": [float(v) for v in camera], "yaw": yaw, "pitch": pitch, "metrics": metrics,
-                    "stage_seconds": dict(t), "worker": worker, "code_version": self._version,
-                    "started_at": r.started.isoformat()}
-        with store.item_writer(item.id, attempt, meta={"config_hash": self._hash, "row": row_meta}) as w:
+        row = IndexRow(id=item.id, status=Status.DONE, config_hash=self._hash, attempt=attempt, source_uri=item.uri,
+                       bytes=item.size, camera_label=tuple(camera), yaw=yaw, pitch=pitch, metrics=metrics,
+                       stage_seconds=dict(t), worker=worker, code_version=self._version, started_at=r.started)
+        with store.item_writer(item.id, attempt, meta={"config_hash": self._hash, "row": row.manifest_meta()}) as w:
             w.write_latents({"ws": res.ws[0].float().cpu().numpy()}, metadata={"config_hash": self._hash})
             if res.delta:
                 w.write_delta({k.replace("/", "_"): v.float().cpu().numpy() for k, v in res.delta.items()})
@@ -323,10 +322,7 @@ class ItemProcessor:
                              "timings": dict(t), "config": self.config.to_json()})
         committed = w.committed
         assert committed is not None  # the writer commits on normal exit
-        return IndexRow(id=item.id, status=Status.DONE, config_hash=self._hash, attempt=committed.attempt,
-                        source_uri=item.uri, bytes=item.size, camera_label=tuple(camera), yaw=yaw, pitch=pitch,
-                        metrics=metrics, stage_seconds=dict(t), worker=worker, code_version=self._version,
-                        item_dir=committed.item_dir, outputs=dict(committed.outputs), started_at=r.started)
+        return replace(row, attempt=committed.attempt, item_dir=committed.item_dir, outputs=dict(committed.outputs))
 
     def adopt_committed(self, item: InputItem, store: RunStore, worker: str | None) -> IndexRow | None:
         """The done row of an attempt of ``item`` already committed under this config hash, or None.
@@ -337,19 +333,12 @@ class ItemProcessor:
         """
         for item_dir, manifest in reversed(store.committed_attempts(item.id)):
             meta = manifest.get("meta") or {}
-            row = meta.get("row")
-            if meta.get("config_hash") != self._hash or not isinstance(row, dict):
+            if meta.get("config_hash") != self._hash or not isinstance(meta.get("row"), dict):
                 continue
             try:
-                started = dt.datetime.fromisoformat(row["started_at"]) if row.get("started_at") else None
-                label = row.get("camera_label")
-                out = IndexRow(
-                    id=item.id, status=Status.DONE, config_hash=self._hash, attempt=int(manifest["attempt"]),
-                    source_uri=item.uri, bytes=item.size, camera_label=tuple(label) if label else None,
-                    yaw=row.get("yaw"), pitch=row.get("pitch"), metrics=dict(row.get("metrics") or {}),
-                    stage_seconds={**(row.get("stage_seconds") or {}), "adopted": 1.0},
-                    worker=row.get("worker") or worker, code_version=row.get("code_version"), item_dir=item_dir,
-                    outputs={k: v["path"] for k, v in manifest["files"].items()}, started_at=started)
+                row = IndexRow.from_manifest(item.id, item_dir, manifest)
+                out = replace(row, config_hash=self._hash, source_uri=item.uri, bytes=item.size,
+                              stage_seconds={**row.stage_seconds, "adopted": 1.0}, worker=row.worker or worker)
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("item %s: committed attempt %s has an unusable manifest (%s); redoing", item.id,
                             item_dir, exc)

@@ -14,17 +14,17 @@ import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sym3dinv.report.html import parse_view
-from sym3dinv.store.items import input_outputs
+from sym3dinv.store.layout import DEPTH_PREFIX, INPUT_DEPTH, input_outputs, render_views
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
     from sym3dinv.store import RunStore
+    from sym3dinv.store.schema import IndexRow
 
 log = logging.getLogger(__name__)
 TILE = 128
@@ -50,15 +50,7 @@ def write_contact_sheet(store: RunStore, run_id: str, config_hash: str | None = 
                         max_items: int = MAX_ITEMS) -> str | None:
     """Build and write the sheet of the store's done items (under ``config_hash`` when given: the run's
     results, this run's and earlier ones'); returns its store-relative path, or None with no done item."""
-    import pyarrow.compute as pc
-
-    latest = store.latest(("status", "config_hash", "source_uri", "outputs", "yaw", "pitch"))
-    if latest.num_rows == 0:
-        return None
-    done = latest.filter(pc.equal(latest["status"], "done"))
-    if config_hash is not None:
-        done = done.filter(pc.equal(done["config_hash"], config_hash))
-    rows = sorted(done.to_pylist(), key=lambda r: str(r.get("source_uri") or r["id"]))[:max_items]
+    rows = sorted(store.done_rows(config_hash=config_hash), key=lambda r: str(r.source_uri or r.id))[:max_items]
     if not rows:
         return None
     sheet = render_sheet([_item(store, r) for r in rows])
@@ -94,22 +86,21 @@ def render_sheet(rows: Sequence[_Row]) -> PILImage.Image:
     return img
 
 
-def _item(store: RunStore, r: dict[str, Any]) -> _Row:
-    outs = dict(r["outputs"] or {})
+def _item(store: RunStore, r: IndexRow) -> _Row:
+    outs = dict(r.outputs)
     input_rel, recon_rel = input_outputs(outs)
-    views = sorted((yp, key[len("render/"):]) for key in outs if key.startswith("render/")
-                   and (yp := parse_view(key[len("render/"):])) is not None)
+    views = [(yp, rel) for yp, _, rel in render_views(outs)]
     if recon_rel is None and views:  # older store: the stored view nearest the input camera
-        yaw, pitch = float(r.get("yaw") or 0.0), float(r.get("pitch") or 0.0)
+        yaw, pitch = float(r.yaw or 0.0), float(r.pitch or 0.0)
         nearest = min(views, key=lambda v: (v[0][0] - yaw) ** 2 + (v[0][1] - pitch) ** 2)
         views.remove(nearest)
-        recon_rel = outs[f"render/{nearest[1]}"]
-    depth_key = "depth/input" if "depth/input" in outs else next((k for k in sorted(outs) if k.startswith("depth/")), None)
-    tiles = [_picture(store, input_rel), _picture(store, recon_rel),
-             *(_picture(store, outs[f"render/{name}"]) for _, name in views),
+        recon_rel = nearest[1]
+    depth_key = INPUT_DEPTH if INPUT_DEPTH in outs else next((k for k in sorted(outs) if k.startswith(DEPTH_PREFIX)),
+                                                             None)
+    tiles = [_picture(store, input_rel), _picture(store, recon_rel), *(_picture(store, rel) for _, rel in views),
              _depth(store, outs.get(depth_key) if depth_key else None)]
-    name = str(r.get("source_uri") or r["id"]).rstrip("/").rsplit("/", 1)[-1]
-    return _Row(label=f"{name}  {r['id'][:8]}", tiles=tiles)
+    name = str(r.source_uri or r.id).rstrip("/").rsplit("/", 1)[-1]
+    return _Row(label=f"{name}  {r.id[:8]}", tiles=tiles)
 
 
 def _picture(store: RunStore, rel: str | None) -> PILImage.Image | None:

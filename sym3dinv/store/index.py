@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from sym3dinv.errors import SchemaVersionError, StoreError
 from sym3dinv.store.ids import validate_name
 from sym3dinv.store.items import CommittedItem, read_manifest
+from sym3dinv.store.layout import INDEX_DIR
 from sym3dinv.store.schema import (
     INDEX_SCHEMA,
     SCHEMA_VERSION_KEY,
@@ -32,10 +33,9 @@ from sym3dinv.store.schema import (
 )
 
 if TYPE_CHECKING:
-    from sym3dinv.store.store import RunStore
+    from sym3dinv.store.root import StoreRoot
 
 log = logging.getLogger(__name__)
-INDEX_DIR = "index"
 READ_THREADS = 8
 """Parallel part reads: object-store latency dominates, pyarrow releases the GIL while decoding."""
 
@@ -58,7 +58,7 @@ class IndexWriter:
     built after the item's files are committed.
     """
 
-    store: RunStore
+    store: StoreRoot
     run_id: str
     shard_id: str
     attempt: int = 0
@@ -134,17 +134,13 @@ class IndexRead:
     """(part path, reason) of parts with an unknown schema version, skipped with ``skip_unknown_versions``."""
 
 
-def list_parts(store: RunStore) -> list[str]:
+def list_parts(store: StoreRoot) -> list[str]:
     """Absolute paths of all committed part files."""
-    base = store.abspath(INDEX_DIR)
-    try:
-        names = store.retrying(lambda: store.fs.ls(base, detail=False, refresh=True), f"list {INDEX_DIR}/")
-    except FileNotFoundError:
-        return []
+    names = store.ls(INDEX_DIR)
     return sorted(p for p in names if posixpath.basename(p).startswith("part-") and p.endswith(".parquet"))
 
 
-def _read_part(store: RunStore, path: str, columns: Sequence[str] | None) -> pa.Table:
+def _read_part(store: StoreRoot, path: str, columns: Sequence[str] | None) -> pa.Table:
     with store.fs.open(path, "rb") as f:
         pf = pq.ParquetFile(f)
         meta = pf.schema_arrow.metadata or {}
@@ -155,12 +151,19 @@ def _read_part(store: RunStore, path: str, columns: Sequence[str] | None) -> pa.
                 f"index part {path} has schema version {raw.decode() if raw else 'missing'}; this sym3dinv "
                 f"reads versions {sorted(SUPPORTED_SCHEMA_VERSIONS)}. Upgrade sym3dinv or move the file away."
             )
-        table = pf.read(columns=list(columns) if columns is not None else None)
-    return table
+        wanted = list(columns) if columns is not None else INDEX_SCHEMA.names
+        present = set(pf.schema_arrow.names)
+        table = pf.read(columns=[c for c in wanted if c in present])
+    for name in (c for c in wanted if c not in present):  # a column added after this part was written: null
+        fld = INDEX_SCHEMA.field(name)
+        if not fld.nullable:
+            raise StoreError(f"index part {path} lacks the required column {name!r}")
+        table = table.append_column(fld, pa.nulls(table.num_rows, fld.type))
+    return table.select(wanted)
 
 
 def read_index(
-    store: RunStore, columns: Sequence[str] | None = None, *, strict: bool = False, retries: int = 3,
+    store: StoreRoot, columns: Sequence[str] | None = None, *, strict: bool = False, retries: int = 3,
     skip_unknown_versions: bool = False,
 ) -> IndexRead:
     """All rows of all parts (``columns`` projects for speed).
@@ -222,7 +225,7 @@ class CompactResult:
     rows: int
 
 
-def compact(store: RunStore, *, min_parts: int = 2, max_rows_per_part: int = 5_000_000) -> CompactResult:
+def compact(store: StoreRoot, *, min_parts: int = 2, max_rows_per_part: int = 5_000_000) -> CompactResult:
     """Merge all readable parts into one (or a few) large parts, then delete the small ones.
 
     Writes before deleting, so a concurrent reader sees each row at least once; the duplicates it may

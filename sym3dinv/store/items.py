@@ -21,29 +21,14 @@ from jaxtyping import Float, UInt8
 from sym3dinv.eg3d_constants import RAY_END, RAY_START
 from sym3dinv.errors import StoreError
 from sym3dinv.store.ids import safe_relpath, validate_item_id, validate_name
+from sym3dinv.store.layout import DEPTH_PREFIX, INPUT_KEY, ITEMS_DIR, MANIFEST, RENDER_PREFIX, input_outputs
 from sym3dinv.store.schema import new_token, utcnow
 
 if TYPE_CHECKING:
-    from sym3dinv.store.store import RunStore
+    from sym3dinv.store.root import StoreRoot
 
 log = logging.getLogger(__name__)
-MANIFEST = "_MANIFEST.json"
-INPUT_KEY = "input"
-"""Output key of ``input.png``, the input as inverted (stores written before it kept the input as
-``render/input``)."""
-INPUT_RENDER = "render/input"
-"""Output key of ``render-input.png``: the reconstruction at the input camera (with ``depth/input``)."""
-
-
-def input_outputs(outputs: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """(input image, reconstruction at the input camera) of an item's outputs, for any store.
-
-    Stores from before ``input.png`` existed wrote the input itself as ``render-input.png`` and no render
-    at the input camera: for them this is ``(outputs["render/input"], None)`` and readers fall back to the
-    stored view nearest the input camera."""
-    if INPUT_KEY in outputs:
-        return outputs[INPUT_KEY], outputs.get(INPUT_RENDER)
-    return outputs.get(INPUT_RENDER), None
+__all__ = ["CommittedItem", "ItemWriter", "input_outputs"]  # input_outputs: from store.layout
 
 
 @dataclass(frozen=True)
@@ -66,7 +51,7 @@ class ItemWriter:
     uncommitted, which readers ignore.
     """
 
-    store: RunStore
+    store: StoreRoot
     item_id: str
     attempt: int
     meta: Mapping[str, Any] = field(default_factory=dict)
@@ -80,7 +65,7 @@ class ItemWriter:
         validate_item_id(self.item_id)
         if self.attempt < 0:
             raise StoreError(f"attempt must be >= 0, got {self.attempt}")
-        self.item_dir = safe_relpath("items", self.item_id, f"a{self.attempt}-{new_token()}")
+        self.item_dir = safe_relpath(ITEMS_DIR, self.item_id, f"a{self.attempt}-{new_token()}")
 
     # --- writers -------------------------------------------------------------------------------
     def write_bytes(self, key: str, filename: str, data: bytes) -> str:
@@ -111,7 +96,7 @@ class ItemWriter:
     def write_render(self, name: str, image: UInt8[np.ndarray, "h w c"]) -> str:
         """An 8-bit RGB(A) or grey render as ``render-<name>.png`` (``render-input.png``: the render at the
         input camera)."""
-        return self.write_bytes(f"render/{validate_name(name)}", f"render-{name}.png", _png(name, image))
+        return self.write_bytes(f"{RENDER_PREFIX}{validate_name(name)}", f"render-{name}.png", _png(name, image))
 
     def write_input(self, image: UInt8[np.ndarray, "h w c"]) -> str:
         """The input as the inversion saw it (aligned, at the generator's resolution) as ``input.png``."""
@@ -132,7 +117,7 @@ class ItemWriter:
         if fmt == "npy":
             buf = io.BytesIO()
             np.save(buf, arr)
-            return self.write_bytes(f"depth/{validate_name(name)}", f"depth-{name}.npy", buf.getvalue())
+            return self.write_bytes(f"{DEPTH_PREFIX}{validate_name(name)}", f"depth-{name}.npy", buf.getvalue())
         if fmt == "png16":
             from PIL import Image
 
@@ -140,7 +125,7 @@ class ItemWriter:
             q = np.clip((arr - lo) / (hi - lo), 0.0, 1.0) * 65535.0
             buf = io.BytesIO()
             Image.fromarray(np.round(q).astype(np.uint16)).save(buf, format="PNG")
-            return self.write_bytes(f"depth/{validate_name(name)}", f"depth-{name}.png", buf.getvalue())
+            return self.write_bytes(f"{DEPTH_PREFIX}{validate_name(name)}", f"depth-{name}.png", buf.getvalue())
         raise StoreError(f"unknown depth format {fmt!r}; use 'npy' or 'png16'")
 
     def write_metrics(self, metrics: Mapping[str, Any]) -> str:
@@ -182,7 +167,7 @@ class ItemWriter:
             log.info("item %s attempt %d not committed (%s)", self.item_id, self.attempt, exc_type)
 
 
-def read_manifest(store: RunStore, item_dir: str) -> dict[str, Any] | None:
+def read_manifest(store: StoreRoot, item_dir: str) -> dict[str, Any] | None:
     """The manifest of a committed attempt, or None when missing/unreadable (= not committed)."""
     try:
         manifest = json.loads(store.cat(safe_relpath(item_dir, MANIFEST)))
@@ -191,19 +176,14 @@ def read_manifest(store: RunStore, item_dir: str) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) and isinstance(manifest.get("files"), dict) else None
 
 
-def committed_attempts(store: RunStore, item_id: str) -> list[tuple[str, dict[str, Any]]]:
+def committed_attempts(store: StoreRoot, item_id: str) -> list[tuple[str, dict[str, Any]]]:
     """(item_dir, manifest) of every committed attempt of ``item_id``, oldest commit first.
 
     One listing plus one read per attempt folder; folders without a readable manifest are skipped.
     """
-    base = safe_relpath("items", validate_item_id(item_id))
-    try:
-        names = store.retrying(lambda: store.fs.ls(store.abspath(base), detail=False, refresh=True),
-                               f"list {base}/")
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+    base = safe_relpath(ITEMS_DIR, validate_item_id(item_id))
     found = []
-    for name in names:
+    for name in store.ls(base):
         rel = safe_relpath(base, name.rstrip("/").rsplit("/", 1)[-1])
         manifest = read_manifest(store, rel)
         if manifest is not None:

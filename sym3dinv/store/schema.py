@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
+from typing import Any
 
 import pyarrow as pa
 
@@ -106,31 +107,68 @@ class IndexRow:
         if self.finished_at.tzinfo is None:
             raise ValueError("finished_at must be timezone-aware (UTC)")
 
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> IndexRow:
+        """The row of an Arrow record (``table.to_pylist()``; maps arrive as key/value pairs). Columns a
+        projected read left out take their defaults; unknown columns are ignored."""
+        known = {f.name for f in fields(cls)}
+        kw: dict[str, Any] = {k: v for k, v in record.items() if k in known and v is not None}
+        for k in _MAP_FIELDS:
+            if k in kw:
+                kw[k] = _as_map(kw[k])
+        if "camera_label" in kw:
+            kw["camera_label"] = tuple(float(x) for x in kw["camera_label"])
+        return cls(**kw)
+
+    def manifest_meta(self) -> dict[str, Any]:
+        """The JSON-able row fields an attempt's manifest keeps (``meta["row"]``), so a later run can adopt
+        the committed attempt with the very row the writer indexed (:meth:`from_manifest`)."""
+        return {"config_hash": self.config_hash, "source_uri": self.source_uri, "bytes": self.bytes,
+                "camera_label": None if self.camera_label is None else [float(v) for v in self.camera_label],
+                "yaw": self.yaw, "pitch": self.pitch, "metrics": dict(self.metrics),
+                "stage_seconds": dict(self.stage_seconds), "worker": self.worker, "code_version": self.code_version,
+                "started_at": self.started_at.isoformat() if self.started_at else None}
+
+    @classmethod
+    def from_manifest(cls, item_id: str, item_dir: str, manifest: Mapping[str, Any]) -> IndexRow:
+        """The done row of a committed attempt from its manifest (files, attempt, ``meta["row"]``).
+
+        Raises KeyError/TypeError/ValueError when the manifest lacks what a row needs."""
+        row = manifest["meta"]["row"]
+        if not isinstance(row, Mapping):
+            raise TypeError(f"manifest row is {type(row).__name__}, not a mapping")
+        started = row.get("started_at")
+        label = row.get("camera_label")
+        return cls(id=item_id, status=Status.DONE, config_hash=str(row["config_hash"]),
+                   attempt=int(manifest["attempt"]), source_uri=row.get("source_uri"), bytes=row.get("bytes"),
+                   camera_label=tuple(label) if label else None, yaw=row.get("yaw"), pitch=row.get("pitch"),
+                   metrics=dict(row.get("metrics") or {}), stage_seconds=dict(row.get("stage_seconds") or {}),
+                   worker=row.get("worker"), code_version=row.get("code_version"), item_dir=item_dir,
+                   outputs={k: v["path"] for k, v in manifest["files"].items()},
+                   started_at=dt.datetime.fromisoformat(started) if started else None)
+
     def as_record(self) -> dict[str, object]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "id": self.id,
-            "source_uri": self.source_uri,
-            "bytes": self.bytes,
-            "status": self.status.value,
-            "error_class": self.error_class,
-            "error_message": self.error_message,
-            "camera_label": list(self.camera_label) if self.camera_label is not None else None,
-            "yaw": self.yaw,
-            "pitch": self.pitch,
-            "metrics": list(self.metrics.items()),
-            "stage_seconds": list(self.stage_seconds.items()),
-            "attempt": self.attempt,
-            "worker": self.worker,
-            "run_id": self.run_id,
-            "shard_id": self.shard_id,
-            "config_hash": self.config_hash,
-            "code_version": self.code_version,
-            "item_dir": self.item_dir,
-            "outputs": list(self.outputs.items()),
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-        }
+        """The row as an Arrow record of :data:`INDEX_SCHEMA` (maps as key/value pairs), field by field, so a
+        new column needs only its field here and its entry in the schema."""
+        rec: dict[str, object] = {"schema_version": SCHEMA_VERSION}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name in _MAP_FIELDS:
+                v = list(v.items())
+            elif isinstance(v, Status):
+                v = v.value
+            elif f.name == "camera_label" and v is not None:
+                v = list(v)
+            rec[f.name] = v
+        return rec
+
+
+_MAP_FIELDS = ("metrics", "stage_seconds", "outputs")
+
+
+def _as_map(value: Any) -> dict[str, Any]:
+    """A map column's value as a dict (Arrow gives a list of (key, value) pairs)."""
+    return dict(value.items() if isinstance(value, Mapping) else value)
 
 
 def failure_row(

@@ -10,77 +10,44 @@ Layout::
 from __future__ import annotations
 
 import logging
-import posixpath
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sym3dinv.config.store import RetryPolicy
-from sym3dinv.errors import ConfigError, StoreNotFoundError, StoreWriteError
+from sym3dinv.errors import ConfigError, StoreNotFoundError
 from sym3dinv.store import index as _index
 from sym3dinv.store import query as _query
 from sym3dinv.store.ids import safe_relpath
 from sym3dinv.store.items import ItemWriter, committed_attempts, read_manifest
-from sym3dinv.store.retry import with_retries
-from sym3dinv.store.schema import new_token
+from sym3dinv.store.layout import INDEX_DIR
+from sym3dinv.store.root import StoreRoot, mask_secrets
+from sym3dinv.store.schema import IndexRow, Status
+
+__all__ = ["RunStore", "mask_secrets"]
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from sym3dinv.config.store import RetryPolicy
+
 log = logging.getLogger(__name__)
-_SECRET_HINTS = ("secret", "token", "password", "key", "credential", "session")
 _PENDING_COLUMNS = ("id", "status", "config_hash", "finished_at", "attempt")
 _SUMMARY_COLUMNS = ("id", "status", "error_class", "finished_at", "attempt")
 
 
-def mask_secrets(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Storage options with anything credential-like replaced by '***' (recursively): for logs, reprs and
-    parameters that end up in a database (Prefect flow-run parameters)."""
-    return _mask(options)
-
-
-def _mask(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Options with anything credential-like replaced by '***' (recursively), for repr and logs."""
-    out: dict[str, Any] = {}
-    for k, v in options.items():
-        if isinstance(v, Mapping):
-            out[k] = _mask(v)
-        elif any(h in k.lower() for h in _SECRET_HINTS):
-            out[k] = "***"
-        else:
-            out[k] = v
-    return out
-
-
-class RunStore:
+class RunStore(StoreRoot):
     """A run store rooted at ``url``; ``storage_options`` go to fsspec (for s3fs: key, secret, token,
     ``client_kwargs={"endpoint_url": ...}``, ``endpoint_url``, anon, ...). Credentials may also come from
     the usual AWS env vars / profiles, which s3fs reads itself.
 
-    Every read, listing and write goes through :func:`sym3dinv.store.retry.with_retries`: transient
-    object-store errors are retried with backoff (``retry``), permanent ones fail at once; a write that
-    still fails raises :class:`StoreWriteError` naming the file and the reason. ``retries`` counts the
-    retries this instance made (tests and reports read it)."""
+    The file operations (paths, atomic writes, reads, listings, one retry policy, masked repr) are the
+    root layer's (:class:`~sym3dinv.store.root.StoreRoot`); a write that still fails after the retries
+    raises :class:`StoreWriteError` naming the file and the reason. This class adds the run store's own
+    parts: item writers, index writers, and the index queries (latest rows, pending, summaries)."""
 
-    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None,
-                 retry: RetryPolicy | None = None) -> None:
-        if not url:
-            raise ConfigError("run store URL is empty")
-        self.url = url.rstrip("/") or "/"
-        self._options = dict(storage_options or {})
-        self.retry = retry or RetryPolicy()
-        self.retries = 0
-        try:
-            self.fs, root = fsspec.core.url_to_fs(self.url, **self._options)
-        except (ImportError, ValueError) as exc:
-            raise ConfigError(f"cannot open run store {self.url}: {exc}") from exc
-        self.root = root.rstrip("/") if root not in ("/", "") else root
-        self.is_local = "file" in (
-            self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
-        )
+    kind = "run store"
 
     @classmethod
     def open_existing(cls, url: str, storage_options: Mapping[str, Any] | None = None,
@@ -98,7 +65,7 @@ class RunStore:
     def require_existing(self) -> None:
         """Raise :class:`StoreNotFoundError` unless a run store (its ``index/`` folder) is at this root."""
         def probe() -> tuple[bool, bool]:
-            if self.fs.isdir(self.abspath("index")):
+            if self.fs.isdir(self.abspath(INDEX_DIR)):
                 return True, True
             return False, bool(self.root) and self.fs.exists(self.root)
 
@@ -111,77 +78,9 @@ class RunStore:
             raise StoreNotFoundError(f"no run store at {self.url}: {why} (give the --out of a "
                                      "`sym3dinv invert` or `sym3dinv demo` run)")
 
-    def __repr__(self) -> str:
-        return f"RunStore({self.url!r}, storage_options={_mask(self._options)!r})"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # picklable for Ray/multiprocessing: reopen from url + options on the other side
-        return (RunStore, (self.url, self._options, self.retry))
-
-    # --- paths and atomic writes ---------------------------------------------------------------------
-    def abspath(self, rel: str) -> str:
-        """Absolute fsspec path of a path relative to the root; refuses anything escaping the root."""
-        return posixpath.join(self.root, safe_relpath(rel)) if self.root else safe_relpath(rel)
-
-    def _count_retry(self, _exc: BaseException) -> None:
-        self.retries += 1
-
-    def retrying(self, fn: Any, what: str) -> Any:
-        """``fn()`` with this store's retry policy for transient errors (reads and listings)."""
-        return with_retries(fn, what, self.retry, self._count_retry)
-
-    def _write_guarded(self, rel: str, fn: Any) -> None:
-        try:
-            with_retries(fn, f"write {rel}", self.retry, self._count_retry)
-        except OSError as exc:
-            raise StoreWriteError(
-                f"cannot write {rel!r} to run store {self.url}: {type(exc).__name__}: {exc}") from exc
-
-    def write(self, rel: str, data: bytes) -> None:
-        """Write a whole file (parents created on local disk); object stores get a single PUT."""
-        path = self.abspath(rel)
-
-        def put() -> None:
-            if self.is_local:
-                self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-            self.fs.pipe_file(path, data)
-
-        self._write_guarded(rel, put)
-
-    def atomic_write(self, rel: str, data: bytes) -> None:
-        """Make ``rel`` appear complete or not at all: temp + rename locally, one PUT elsewhere."""
-        path = self.abspath(rel)
-
-        def put() -> None:
-            if self.is_local:
-                tmp = posixpath.join(posixpath.dirname(path), f".tmp-{new_token()}-{posixpath.basename(path)}")
-                self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-                try:
-                    self.fs.pipe_file(tmp, data)
-                    self.fs.mv(tmp, path)
-                finally:
-                    if self.fs.exists(tmp):  # a failed write (disk full) must not leave its temp behind
-                        self.fs.rm_file(tmp)
-            else:
-                self.fs.pipe_file(path, data)
-
-        self._write_guarded(rel, put)
-
-    def cat(self, rel: str) -> bytes:
-        """Bytes of a file relative to the root (transient errors retried)."""
-        path = self.abspath(rel)
-        return self.retrying(lambda: self.fs.cat_file(path), f"read {rel}")
-
-    def check_writable(self) -> None:
-        """Fail fast (ConfigError) when the root cannot be written, before any work starts."""
-        rel = f"index/.probe-{new_token()}"
-        try:
-            self.atomic_write(rel, b"ok")
-            self.fs.rm_file(self.abspath(rel))
-        except Exception as exc:  # noqa: BLE001 - any failure here is a configuration problem
-            raise ConfigError(f"run store {self!r} is not writable: {type(exc).__name__}: {exc}") from exc
+    def check_writable(self, probe_dir: str = INDEX_DIR) -> None:
+        """Fail fast (ConfigError) when the index folder cannot be written, before any work starts."""
+        super().check_writable(probe_dir)
 
     # --- writers -------------------------------------------------------------------------------------
     def item_writer(self, item_id: str, attempt: int = 0, meta: Mapping[str, Any] | None = None) -> ItemWriter:
@@ -207,6 +106,38 @@ class RunStore:
         """Latest row per id."""
         cols = None if columns is None else list(dict.fromkeys([*columns, "id", "finished_at", "attempt"]))
         return _query.latest(self.read_index(cols, strict=strict, skip_unknown_versions=skip_unknown_versions))
+
+    def runs(self) -> list[str]:
+        """Run ids that wrote rows into the index, sorted."""
+        return sorted({r for r in self.read_index(["run_id"])["run_id"].to_pylist() if r})
+
+    def latest_rows(self, *, run_id: str | None = None, config_hash: str | None = None,
+                    status: Status | str | None = None, strict: bool = False) -> list[IndexRow]:
+        """The latest row per id as typed :class:`IndexRow` s, sorted by id.
+
+        ``run_id`` / ``config_hash``: the latest among that run's (that config's) rows, as resume reads
+        them; ``status``: keep only rows whose latest status it is."""
+        table = self.read_index(strict=strict)
+        for column, value in (("run_id", run_id), ("config_hash", config_hash)):
+            if value is not None and table.num_rows:
+                table = table.filter(pc.equal(table[column], value))
+        rows = [IndexRow.from_record(r) for r in _query.latest(table).to_pylist()]
+        if status is not None:
+            rows = [r for r in rows if r.status is Status(status)]
+        return sorted(rows, key=lambda r: r.id)
+
+    def done_rows(self, ids: Sequence[str] | None = None, *, run_id: str | None = None,
+                  config_hash: str | None = None) -> list[IndexRow]:
+        """The latest done row per id (what the dataset builder, the edits and the report read).
+
+        ``ids``: exactly these (duplicates dropped, order kept); one without a done row is a ConfigError."""
+        rows = {r.id: r for r in self.latest_rows(run_id=run_id, config_hash=config_hash, status=Status.DONE)}
+        if ids is None:
+            return list(rows.values())
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise ConfigError(f"{len(missing)} requested identities are not done in {self.url}: {missing[:5]}")
+        return [rows[i] for i in dict.fromkeys(ids)]
 
     def is_committed(self, item_dir: str) -> bool:
         return read_manifest(self, item_dir) is not None

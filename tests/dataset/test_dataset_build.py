@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 
 from sym3dinv.dataset import CameraSpec, DatasetBuilder, DatasetConfig, EditSpec, build_dataset, plan_dataset
-from sym3dinv.dataset.build import done_rows
 from sym3dinv.errors import ConfigError
 from sym3dinv.store import RunStore
 
@@ -25,7 +24,7 @@ def count_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     real = DatasetBuilder.build_identity
 
     def spy(self, row):  # noqa: ANN001, ANN202
-        seen.append(row["id"])
+        seen.append(row.id)
         return real(self, row)
 
     monkeypatch.setattr(DatasetBuilder, "build_identity", spy)
@@ -72,7 +71,7 @@ def test_local_resume_keeps_files_and_redoes_only_an_unfinished_identity(tiny_st
 
 def test_another_config_in_the_same_place_is_refused(tiny_store: str, tmp_path: Path) -> None:
     out = str(tmp_path / "ds")
-    build_dataset(tiny_store, out, SMALL, identities=[done_rows(RunStore(tiny_store))[0]["id"]])
+    build_dataset(tiny_store, out, SMALL, identities=[RunStore(tiny_store).done_rows()[0].id])
     with pytest.raises(ConfigError, match="another config"):
         build_dataset(tiny_store, out, DatasetConfig(cameras=CameraSpec(kind="orbit", n_views=4), resolution=32))
     # execution-only fields do not change the hash
@@ -81,7 +80,7 @@ def test_another_config_in_the_same_place_is_refused(tiny_store: str, tmp_path: 
 
 
 def test_identity_selection_and_unknown_ids(tiny_store: str, tmp_path: Path) -> None:
-    ids = [r["id"] for r in done_rows(RunStore(tiny_store))]
+    ids = [r.id for r in RunStore(tiny_store).done_rows()]
     plan = plan_dataset(tiny_store, str(tmp_path / "p"), SMALL, identities=ids[1:])
     assert plan.todo == (ids[1],) and plan.shards(1) == [[ids[1]]]
     with pytest.raises(ConfigError, match="not done"):

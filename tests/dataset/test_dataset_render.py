@@ -6,7 +6,6 @@ import numpy as np
 import torch
 
 from sym3dinv.cameras import camera_label
-from sym3dinv.dataset.build import done_rows
 from sym3dinv.dataset.render import call_tuned, delta_tensors, load_identity, render_identity
 from sym3dinv.generator import load_generator
 from sym3dinv.invert import render_views, synthesize
@@ -15,7 +14,7 @@ from sym3dinv.store import RunStore
 
 def test_identity_renders_match_render_views_with_the_delta(tiny_store: str, tiny_checkpoint: str) -> None:
     store = RunStore(tiny_store)
-    row = done_rows(store)[0]
+    row = store.done_rows()[0]
     ident = load_identity(store, row)
     assert ident.ws.ndim == 2 and ident.delta and ident.generator == tiny_checkpoint
     assert "psnr" in ident.metrics
@@ -39,7 +38,7 @@ def test_identity_renders_match_render_views_with_the_delta(tiny_store: str, tin
 
 def test_alpha_is_the_renderers_opacity_and_geometry_pass_matches_it(tiny_store: str, tiny_checkpoint: str) -> None:
     store = RunStore(tiny_store)
-    ident = load_identity(store, done_rows(store)[0])
+    ident = load_identity(store, store.done_rows()[0])
     G = load_generator(tiny_checkpoint)
     tensors = delta_tensors(G, ident.delta)
     cams = camera_label(torch.tensor([0.0, 0.5])).float()

@@ -12,15 +12,12 @@ import numpy as np
 from PIL import Image
 
 from sym3dinv.store import IndexRow, RunStore, Status, failure_row, item_id_from_bytes
+from sym3dinv.store.layout import view_name
 
 CFG = "cfgreport0123456"
 RUN = "run-a"
 VIEWS = ((0.0, 0.0), (-0.5, 0.0), (0.5, 0.0))
 HOSTILE = '<script>alert("x")</script>&<img src=x onerror=alert(1)>'
-
-
-def view_name(yaw: float, pitch: float) -> str:
-    return f"yaw{yaw:+.2f}_pitch{pitch:+.2f}"
 
 
 def picture(seed: int, size: int = 32) -> np.ndarray:

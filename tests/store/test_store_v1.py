@@ -94,6 +94,29 @@ def test_v1_store_resumes(v1: Path) -> None:
     assert store.compact().rows == 11 and store.read_index(strict=True).num_rows == 11
 
 
+def test_v1_manifests_convert_to_the_indexed_rows(v1: Path) -> None:
+    """A v1 attempt's manifest gives back the row that was indexed for it (what adoption relies on), and
+    the typed done rows carry what the dataset builder and the edits read."""
+    from sym3dinv.pipeline import ItemProcessor, list_inputs
+    from tests.plugin import make_tiny
+
+    store = RunStore(str(v1 / "store"))
+    done = {r.id: r for r in store.done_rows()}
+    assert len(done) == 3 and all(r.item_dir and r.outputs.get("delta") and r.camera_label for r in done.values())
+    proc = ItemProcessor(pipeline_config(), generator=make_tiny(0))
+    try:
+        for item in list_inputs(str(v1 / "inputs")):
+            if item.id in done:
+                adopted = proc.adopt_committed(item, store, "w9")
+                assert adopted is not None and adopted.stage_seconds.pop("adopted") == 1.0
+                indexed = done[item.id]
+                for f in ("attempt", "item_dir", "outputs", "metrics", "stage_seconds", "camera_label", "yaw",
+                          "pitch", "worker", "code_version", "started_at", "config_hash", "bytes"):
+                    assert getattr(adopted, f) == getattr(indexed, f), f
+    finally:
+        proc.close()
+
+
 def test_v1_store_reports_and_edits(v1: Path) -> None:
     from sym3dinv.report import build_report
 
@@ -115,3 +138,21 @@ def test_v1_dataset_resumes(v1: Path) -> None:
     labels = json.loads((v1 / "dataset" / "rgb" / "dataset.json").read_text())["labels"]
     assert len(labels) == 6
 
+
+
+def test_parts_without_a_newer_column_read_it_as_null(v1: Path) -> None:
+    """Adding a nullable column to the schema leaves the parts already written readable: the column
+    comes back null for their rows (what lets an index column be added in schema.py alone)."""
+    import pyarrow.parquet as pq
+
+    from sym3dinv.store.schema import INDEX_SCHEMA
+
+    store = RunStore(str(v1 / "store"))
+    part = sorted((v1 / "store" / "index").glob("part-*.parquet"))[0]
+    table = pq.read_table(part).drop_columns(["code_version", "worker"])
+    pq.write_table(table.replace_schema_metadata(INDEX_SCHEMA.metadata), part)
+    read = store.read_index(strict=True)
+    assert read.schema.names == INDEX_SCHEMA.names and read.num_rows == 7
+    rows = {r["id"]: r for r in store.read_index(["id", "worker", "run_id"]).to_pylist()}
+    assert {r["worker"] for r in rows.values() if r["run_id"] == "r1"} == {None}
+    assert len(store.done_rows()) == 3
