@@ -183,3 +183,27 @@ def test_no_test_hooks_in_the_product() -> None:
     mentions = [str(p) for pkg in ("sym3dinv", "tasks") for p in (REPO / pkg).rglob("*.py")
                 if any(h in p.read_text() for h in hooks)]
     assert not mentions, mentions
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 80
+ONE_CONCERN = {"sym3dinv/generator/safe_pickle.py"}
+"""Allowed over the module limit: the restricted unpickler is one concern a reader checks as a whole."""
+
+
+def test_rooms_and_functions_stay_small() -> None:
+    """Modules of ``sym3dinv``, ``tasks`` and ``flows`` up to 400 lines, functions (methods, nested ones) up
+    to 80: a newcomer reads one room, and one function, at a time."""
+    big_modules, big_functions = [], []
+    for name, path in _modules().items():
+        rel = str(path.relative_to(REPO))
+        src = path.read_text()
+        if src.count("\n") > MAX_MODULE_LINES and rel not in ONE_CONCERN:
+            big_modules.append((rel, src.count("\n")))
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    big_functions.append((f"{name}.{node.name}", lines))
+    assert not big_modules, big_modules
+    assert not big_functions, big_functions
