@@ -149,6 +149,12 @@ def test_prefect_deploy_all_is_accepted_by_the_server(tmp_path: Path) -> None:
         assert [s.schedule.cron for s in got.schedules] == want_crons
         for k, v in d.get("parameters", {}).items():
             assert got.parameters.get(k) == v, (d["name"], k)
+        if "concurrency_limit" in d:  # the limit becomes a global concurrency limit, the strategy an option
+            want = d["concurrency_limit"]
+            assert got.global_concurrency_limit is not None and got.global_concurrency_limit.limit == want["limit"]
+            assert got.concurrency_options.collision_strategy.value == want["collision_strategy"]
+    nightly = next(d for d in spec["deployments"] if d["name"] == "nightly-bulk-invert")
+    assert nightly["concurrency_limit"]["collision_strategy"] == "CANCEL_NEW"
 
 
 @pytest.mark.slow
