@@ -21,6 +21,7 @@ import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, WorkerCrashedError
 
 from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig
+from sym3dinv.config.store import LeaseConfig
 from sym3dinv.errors import WorkerLostError
 from sym3dinv.pipeline.inputs import InputItem
 from sym3dinv.pipeline.processor import ItemProcessor, code_version, resolve_device
@@ -38,7 +39,7 @@ class InversionActor:
     torch thread per CPU Ray gave it) before anything runs."""
 
     def __init__(self, config: PipelineConfig, num_gpus: float, storage_options: Mapping[str, Any],
-                 adopt: bool = True) -> None:
+                 adopt: bool = True, lease: LeaseConfig | None = None, owner: str | None = None) -> None:
         from sym3dinv.perf import cpu_numerics
 
         self.device = resolve_device(num_gpus)
@@ -46,7 +47,8 @@ class InversionActor:
             cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
             cpu_numerics(max(1, int(cpus)) if num_gpus <= 0 else None)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{self.device}"
-        self.proc = ItemProcessor(config, self.device, storage_options=storage_options, adopt=adopt)
+        self.proc = ItemProcessor(config, self.device, storage_options=storage_options, adopt=adopt, lease=lease,
+                                  owner=owner)
         log.info("actor %s ready (generator %s)", self.worker, config.generator)
 
     def info(self) -> dict[str, Any]:
@@ -68,6 +70,10 @@ class PoolSpec:
     max_attempts: int = 3
     adopt_committed: bool = True
     """Reuse attempts already committed under the same config (see ``ItemProcessor.adopt_committed``)."""
+    lease: LeaseConfig | None = None
+    """Per-item leases taken for run ``owner`` (see ``ItemProcessor``); None: no leases (one run per store)."""
+    owner: str | None = None
+    """The run id leases are taken for."""
     items_per_call: int = 1
     """Items handed to an actor at once, inverted with a shared stage-1 batch (up to the preset's
     ``stage1.batch_size``). More than 1 pays on a GPU (a batch of 4 fills it: 1.7x per image in stage 1
@@ -81,10 +87,12 @@ class PoolSpec:
         return max(1, min(self.items_per_call, share))
 
     @classmethod
-    def for_run(cls, execution: ExecutionConfig, stage1_batch: int) -> PoolSpec:
-        """The pool of a bulk run (actor restarts adopt committed attempts only when resuming)."""
+    def for_run(cls, execution: ExecutionConfig, stage1_batch: int, run_id: str) -> PoolSpec:
+        """The pool of run ``run_id`` (actor restarts adopt committed attempts only when resuming; items are
+        leased for the run)."""
         return cls(num_actors=execution.num_actors, num_gpus=execution.gpus_per_actor,
                    max_attempts=execution.max_attempts, adopt_committed=execution.resume,
+                   lease=execution.lease, owner=run_id,
                    items_per_call=items_per_call(execution.items_per_call, execution.gpus_per_actor, stage1_batch))
 
 
@@ -109,7 +117,8 @@ class ActorPool:
         self.restarts = 0
 
     def _new(self) -> Any:
-        return self._cls.remote(self.config, self.spec.num_gpus, self.options, self.spec.adopt_committed)
+        spec = self.spec
+        return self._cls.remote(self.config, spec.num_gpus, self.options, spec.adopt_committed, spec.lease, spec.owner)
 
     def _pick(self) -> tuple[int, Any]:
         with self._lock:

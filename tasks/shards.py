@@ -17,7 +17,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig
 from sym3dinv.errors import FINAL_ERROR_CODES, ConfigError
 from sym3dinv.pipeline.inputs import InputItem, list_inputs, shards
-from sym3dinv.store import RunStore
+from sym3dinv.store import RunStore, Status
 from tasks.actors import ActorPool, PoolSpec, ensure_ray
 
 
@@ -29,6 +29,8 @@ class ShardSummary:
     failed: int
     part: str | None
     seconds: float
+    leased: int = 0
+    """Items another run held (left to it, not indexed)."""
 
 
 @dataclass
@@ -98,13 +100,16 @@ def process_shard(shard_id: str, items: list[InputItem], store: RunStore, config
     """Feed one shard to the pool and write ONE index part with a row per item."""
     t0 = time.perf_counter()
     rows = pool.run(items, store, on_row=lambda _r: progress.add())
+    leased = [r for r in rows if r.status is Status.SKIPPED]  # another run's: its row must stay the latest
+    rows = [r for r in rows if r.status is not Status.SKIPPED]
     with store.index_writer(run_id, shard_id) as index:
         for r in rows:
             index.add(r)
         part = index.flush()
-    done = sum(r.status.value == "done" for r in rows)
-    get_run_logger().info("shard %s: %d done, %d failed -> %s", shard_id, done, len(rows) - done, part)
-    return ShardSummary(shard_id, len(rows), done, len(rows) - done, part, time.perf_counter() - t0)
+    done = sum(r.status is Status.DONE for r in rows)
+    get_run_logger().info("shard %s: %d done, %d failed, %d leased by other runs -> %s", shard_id, done,
+                          len(rows) - done, len(leased), part)
+    return ShardSummary(shard_id, len(rows), done, len(rows) - done, part, time.perf_counter() - t0, len(leased))
 
 
 def invert_on_ray(todo: list[InputItem], store: RunStore, config: PipelineConfig, execution: ExecutionConfig,
@@ -122,7 +127,7 @@ def invert_on_ray(todo: list[InputItem], store: RunStore, config: PipelineConfig
     if not todo:
         return 0
     started = ensure_ray(execution.ray_address)
-    pool = ActorPool(config, PoolSpec.for_run(execution, config.inversion.stage1.batch_size), storage_options)
+    pool = ActorPool(config, PoolSpec.for_run(execution, config.inversion.stage1.batch_size, run_id), storage_options)
     try:
         shard_task = process_shard if execution.resume else process_shard.with_options(refresh_cache=True)
         futures = [shard_task.submit(f"{i:05d}", shard, store, config, run_id, pool, progress)

@@ -10,6 +10,7 @@ share, in one place, so no conftest or helper keeps its own copy.
   computes a loss write its pid and hang, so a test can SIGKILL a real Ray worker mid-item;
 - a folder of tiny-generator renders with an EG3D ``dataset.json`` plus bad files (:func:`make_folder`);
 - a fake store writer (:func:`write_done_item`) for tests that need done items without inverting;
+- a moto S3 server for the session (:func:`s3_endpoint`, bucket ``runs``; :func:`s3_options`);
 - the Prefect test harness (one per session) and a fresh local Ray per test, for flow tests.
 """
 
@@ -224,6 +225,43 @@ def write_done_item(store: Any, index: Any, item_id: str, *, ws: np.ndarray, att
     fields = {"config_hash": "fake", "metrics": metrics, **row}
     index.add_done(w.committed, IndexRow(id=item_id, status=Status.DONE, **fields))
     return w.committed
+
+
+# --- a real S3 API ------------------------------------------------------------------------------------------
+def s3_options(endpoint: str) -> dict[str, object]:
+    """s3fs options for the moto server (explicit test keys; never real credentials)."""
+    return {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server for the session (threaded, in this process; Ray workers reach it over HTTP) with an
+    empty bucket ``runs``; test keys in the environment while it runs."""
+    moto_server = pytest.importorskip("moto.server")
+    import boto3
+
+    saved = {
+        k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    }
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+    )
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="runs")
+    yield endpoint
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 # --- orchestration -----------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from sym3dinv.cli.options import DEFAULT, Flag, config_options
-from sym3dinv.config import ExecutionConfig, PipelineConfig, field_docs
+from sym3dinv.config import ExecutionConfig, LeaseConfig, PipelineConfig, field_docs
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,10 @@ def test_invert_has_an_option_for_every_field_of_its_configs() -> None:
     r = CliRunner().invoke(app, ["invert", "--help"], env={"COLUMNS": "300"})
     assert r.exit_code == 0, r.output
     for f in dataclasses.fields(ExecutionConfig):
+        if f.name == "lease":  # a nested config: one option per field, named --lease-<field>
+            for g in dataclasses.fields(LeaseConfig):
+                assert "--lease-" + g.name.replace("_", "-") in r.output and field_docs(LeaseConfig)[g.name][:30] in r.output
+            continue
         assert "--" + f.name.replace("_", "-") in r.output and field_docs(ExecutionConfig)[f.name][:30] in r.output
     for name in ("--generator", "--preset", "--mode", "--view", "--depth", "--set", "--endpoint-url", "--actors"):
         assert name in r.output, name

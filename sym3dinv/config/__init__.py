@@ -16,7 +16,7 @@ from sym3dinv.config.core import config_hash, field_docs, replace_path, to_dict
 from sym3dinv.config.dataset import CameraSpec, DatasetConfig, EditSpec
 from sym3dinv.config.invert import InversionConfig, Mode, Stage1Config, Stage2Config
 from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig, RenderSpec
-from sym3dinv.config.store import RetryPolicy, StoreConfig
+from sym3dinv.config.store import LeaseConfig, RetryPolicy, StoreConfig
 
 __all__ = [
     "AlignConfig",
@@ -25,6 +25,7 @@ __all__ = [
     "EditSpec",
     "ExecutionConfig",
     "InversionConfig",
+    "LeaseConfig",
     "Mode",
     "PipelineConfig",
     "RenderSpec",

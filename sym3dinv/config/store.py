@@ -40,6 +40,33 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class LeaseConfig:
+    """Per-item leases in the run store (docs/store.md "Leases"): a run takes an item's lease before
+    inverting it, renews it while it works, and releases it on commit or failure; another run skips an
+    item whose lease is live and takes over one that has expired (a killed run's).
+
+    The duration is how long a killed run's items wait before another run may take them over, so it
+    trades that wait against the heartbeats a stalled-but-alive worker may miss: an item takes about
+    2 GPU minutes with the paper preset (130 s on one GPU, batches of 4 a few minutes), so 15 minutes
+    covers a batch with margin, and a renewal every 60 s leaves 14 missed heartbeats before a live
+    worker could lose its lease."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    duration_s: float = 900.0
+    """Seconds a lease stays live after it is taken or renewed (a killed run's items wait this long)."""
+    heartbeat_s: float = 60.0
+    """Seconds between renewals while an item is worked on (at most half the duration)."""
+
+    def __post_init__(self) -> None:
+        from sym3dinv.errors import ConfigError
+
+        if not (self.duration_s > 0 and 0 < self.heartbeat_s <= self.duration_s / 2):
+            raise ConfigError(f"invalid lease settings {self}: duration_s > 0 and 0 < heartbeat_s <= duration_s / 2 "
+                              "(a lease is renewed at least twice before it expires)")
+
+
+@dataclass(frozen=True)
 class StoreConfig:
     """Where a job reads or writes; credentials never live here (use env vars/profiles or storage_options).
     The command line's ``--endpoint-url`` is generated from this class; ``sym3dinv.store.storage_options``

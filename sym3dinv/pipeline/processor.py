@@ -13,6 +13,8 @@ import contextlib
 import datetime as dt
 import importlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -26,11 +28,13 @@ from sym3dinv.camera_check import known_label
 from sym3dinv.config.pipeline import DEFAULT_LOSSES, PipelineConfig
 from sym3dinv.errors import ConfigError, ItemError, OutOfMemoryItemError, StoreError, is_oom_message
 from sym3dinv.pipeline.inputs import InputItem
+from sym3dinv.store.leases import LeaseKeeper, leased_row
 from sym3dinv.store.schema import IndexRow, Status, failure_row, utcnow
 
 if TYPE_CHECKING:
     import torch
 
+    from sym3dinv.config.store import LeaseConfig
     from sym3dinv.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -94,7 +98,8 @@ class ItemProcessor:
 
     def __init__(self, config: PipelineConfig, device: str = "cpu", *,
                  storage_options: Mapping[str, Any] | None = None, losses: Any = None,
-                 generator: Any = None, adopt: bool = True) -> None:
+                 generator: Any = None, adopt: bool = True, lease: LeaseConfig | None = None,
+                 owner: str | None = None) -> None:
         import torch
 
         from sym3dinv.generator import load_generator
@@ -110,6 +115,13 @@ class ItemProcessor:
         self.adopt = adopt
         """Reuse an attempt of this item already committed under this config hash (a run killed after the
         commit but before its index part, or a concurrent run) instead of inverting it again."""
+        if lease is not None and not owner:
+            raise ConfigError("leases need an owner (the run id)")
+        self.lease, self.owner = lease, owner
+        """With ``lease``, each item is leased in the store for run ``owner`` before it is worked on
+        (``sym3dinv.store.leases``): an item another run holds gets a ``skipped`` row (error class
+        ``leased``, never indexed) and is left for a later run."""
+        self._keeper: LeaseKeeper | None = None
 
     # --- stages ------------------------------------------------------------------------------------
     def _decode(self, item: InputItem) -> np.ndarray:
@@ -176,14 +188,35 @@ class ItemProcessor:
         batch in halves first (:func:`sym3dinv.batching.run_splitting`), down to single items.
         """
         attempts = list(attempts) if attempts is not None else [0] * len(items)
+        if self.lease is not None:
+            here = worker or f"{socket.gethostname()}:{os.getpid()}"
+            self._keeper = LeaseKeeper(store, str(self.owner), here, self.lease)
+        try:
+            return self._process_leased(items, store, attempts, worker, progress)
+        finally:
+            if self._keeper is not None:
+                self._keeper.close()  # releases the leases of failed items; a heartbeat may still hold one
+                self._keeper = None
+
+    def _process_leased(self, items: Sequence[InputItem], store: RunStore, attempts: list[int],
+                        worker: str | None, progress: Progress | None) -> list[IndexRow]:
+        """:meth:`process_many` inside its lease keeper: lease, adopt or decode + align, then invert."""
         rows: dict[int, IndexRow] = {}
         ready: list[_Ready] = []
         for pos, (item, attempt) in enumerate(zip(items, attempts, strict=True)):
             started, t0 = utcnow(), time.perf_counter()
-            if self.adopt:
+            if self._keeper is not None:
+                got = self._keeper.acquire(item.id)
+                if got.lease is None:
+                    rows[pos] = leased_row(item.id, got.holder, config_hash=self._hash, attempt=attempt,
+                                           source_uri=item.uri, bytes=item.size, worker=worker,
+                                           code_version=self._version)
+                    continue
+            if self.adopt:  # after the lease: the last holder may have committed it a moment ago
                 adopted = self.adopt_committed(item, store, worker)
                 if adopted is not None:
                     rows[pos] = adopted
+                    self._release(item.id)
                     continue
             t: dict[str, float] = {}
             try:
@@ -206,6 +239,10 @@ class ItemProcessor:
             for lo in range(0, len(group), size):
                 self._invert_batch(group[lo:lo + size], store, worker, progress, rows)
         return [rows[i] for i in range(len(items))]
+
+    def _release(self, item_id: str) -> None:
+        if self._keeper is not None:
+            self._keeper.release(item_id)
 
     def _failure(self, item: InputItem, attempt: int, worker: str | None, exc: Exception, t: dict[str, float],
                  t0: float, started: dt.datetime) -> IndexRow:
@@ -281,6 +318,7 @@ class ItemProcessor:
         with contextlib.closing(results):
             for j, (r, res) in enumerate(zip(batch, results, strict=True)):
                 rows[r.pos] = self._write(r, xs[j:j + 1], res, store, worker)
+                self._release(r.item.id)  # committed: a run that takes the lease now adopts it
 
     def _write(self, r: _Ready, x: torch.Tensor, res: Any, store: RunStore, worker: str | None) -> IndexRow:
         """Render an inverted item at the configured views and commit its files; its done row."""

@@ -13,7 +13,9 @@ is removed when the write fails, e.g. on a full disk); on object stores a single
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import posixpath
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -160,6 +162,57 @@ class StoreRoot:
         self._write_guarded(rel, put)
         return rel
 
+    def create_exclusive(self, rel: str, data: bytes) -> bool:
+        """Write ``rel`` only if nothing is there; True when this call created it, False when it existed.
+
+        The one conditional write of the project (leases, ``store/leases.py``). Local disk: a complete temp
+        file hard-linked to the name (``link`` fails when the name exists, like ``O_EXCL``, and a reader never
+        sees a half-written file). S3: one PUT with ``If-None-Match: *`` (s3fs ``mode="create"``; AWS S3
+        and moto honour it, answering 412 when the key exists). Other fsspec filesystems: their
+        ``mode="create"``, which is a check then a write (``memory://``: one process, fine). A transient
+        error retried after the PUT had landed reads as False: callers re-read the object to tell."""
+        path = self.abspath(rel)
+
+        def put() -> bool:
+            if self.is_local:
+                return _link_exclusive(path, data)
+            try:
+                self.fs.pipe_file(path, data, mode="create")
+            except FileExistsError:
+                return False
+            return True
+
+        try:
+            return self.retrying(put, f"create {rel}")
+        except OSError as exc:
+            raise StoreWriteError(
+                f"cannot write {rel!r} to {self.kind} {self.url}: {type(exc).__name__}: {exc}") from exc
+
+    def remove(self, rel: str, *, recursive: bool = False) -> None:
+        """Delete a file (or a folder with ``recursive``); one already gone is not an error."""
+        path = self.abspath(rel)
+
+        def rm() -> None:
+            try:
+                if recursive:
+                    self.fs.rm(path, recursive=True)
+                else:
+                    self.fs.rm_file(path)
+            except FileNotFoundError:
+                pass
+
+        self._write_guarded(rel, rm)
+
+    def find(self, rel: str) -> dict[str, dict[str, Any]]:
+        """Every file below folder ``rel`` (root-relative path -> fsspec info: size, modification time):
+        one recursive listing (paginated on object stores). Missing folder: empty."""
+        path = self.abspath(rel)
+        try:
+            hits = self.retrying(lambda: self.fs.find(path, detail=True, withdirs=False), f"list {rel}/ recursively")
+        except FileNotFoundError:
+            return {}
+        return {self.relpath(p): info for p, info in hits.items() if info.get("type", "file") == "file"}
+
     def check_writable(self, probe_dir: str = ".") -> None:
         """Fail fast (ConfigError) when the root cannot be written, before any work starts."""
         rel = posixpath.normpath(posixpath.join(probe_dir, f".probe-{new_token()}"))
@@ -206,6 +259,31 @@ class StoreRoot:
         except (FileNotFoundError, OSError):
             return []
         return sorted(self.relpath(h) for h in hits)
+
+
+def _link_exclusive(path: str, data: bytes) -> bool:
+    """Create ``path`` with ``data`` unless it exists (local disk): write a temp file, ``link`` it."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".tmp-{new_token()}-{os.path.basename(path)}")
+    with open(tmp, "xb") as f:
+        f.write(data)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    except OSError as exc:  # no hard links here (some FUSE/SMB mounts): O_EXCL, a reader may see it half-written
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    finally:
+        os.unlink(tmp)
+    return True
 
 
 def _reopen(cls: type[StoreRoot], url: str, options: Mapping[str, Any], retry: RetryPolicy, kind: str) -> StoreRoot:

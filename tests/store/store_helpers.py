@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from sym3dinv.store import RunStore, item_id_from_bytes
-from tests.plugin import write_done_item
+from tests.plugin import s3_options, write_done_item
+
+__all__ = ["CFG", "s3_options", "write_done"]
 
 CFG = "cfg0123456789abc"
 
@@ -18,12 +20,3 @@ def write_done(store: RunStore, writer, payload: bytes, *, attempt: int = 0, lpi
                     bytes=len(payload), camera_label=tuple(float(i) for i in range(25)), yaw=0.1, pitch=-0.05,
                     stage_seconds={"stage1": 1.5})
     return item_id
-
-
-def s3_options(endpoint: str) -> dict[str, object]:
-    """s3fs options for the moto server (explicit test keys; never real credentials)."""
-    return {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
