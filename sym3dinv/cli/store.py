@@ -1,10 +1,12 @@
-"""`sym3dinv store ...` commands: summary, failed, export, compact (heavy imports inside commands)."""
+"""`sym3dinv store ...` commands: summary, failed, export, compact, gc (heavy imports inside commands)."""
 
 from __future__ import annotations
 
 import json
 
 import typer
+
+from sym3dinv.config.store import LeaseConfig
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and export a run store (local path, file://, s3://).")
 
@@ -75,3 +77,35 @@ def compact(url: str, endpoint_url: str | None = _ENDPOINT) -> None:
     """Merge small index part files into one (safe while others read or write)."""
     res = _open(url, endpoint_url).compact()
     typer.echo(f"merged {len(res.removed_parts)} parts ({res.rows} rows) into {res.merged_part}")
+
+
+@app.command("gc")
+def gc_command(
+    url: str,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be removed; remove nothing."),
+    min_age_s: float = typer.Option(
+        LeaseConfig().duration_s, "--min-age-s", help="Keep uncommitted folders and temp files younger than this (default: the lease "
+        "duration), for writers that take no lease."),
+    endpoint_url: str | None = _ENDPOINT,
+) -> None:
+    """Remove attempt folders nothing refers to (uncommitted, no index row, no live lease) and expired leases.
+
+    Committed attempts stay (a later run adopts them); the index must be readable whole, else nothing is removed."""
+    from sym3dinv.errors import StoreError
+    from sym3dinv.store.gc import collect, plan_gc
+
+    store = _open(url, endpoint_url)
+    try:
+        plan = plan_gc(store, min_age_s=min_age_s)
+    except StoreError as exc:
+        typer.echo(f"error: not collecting garbage: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    verb = "would remove" if dry_run else "remove"
+    for g in plan.remove:
+        typer.echo(f"{verb} {g.path}  [{g.kind}: {g.files} files, {g.bytes} bytes; {g.reason}]")
+    if not dry_run:
+        collect(store, plan)
+    kept = ", ".join(f"{n} {why}" for why, n in sorted(plan.kept.items())) or "none"
+    typer.echo(f"{'would remove' if dry_run else 'removed'} {plan.count('attempt')} attempt folders, "
+               f"{plan.count('lease')} expired leases, {plan.count('temp')} temp files ({plan.bytes} bytes); "
+               f"attempt folders kept: {kept}")
