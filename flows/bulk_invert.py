@@ -32,6 +32,8 @@ class RunSummary:
     counts: dict[str, int]
     seconds: float
     actor_restarts: int
+    leased: int = 0
+    """Items another run held the lease of: left to it (no row from this run), pending for a later run."""
 
 
 @flow(name="bulk-invert", flow_run_name="bulk-invert-{config.mode}-{config.preset}",
@@ -59,12 +61,13 @@ def bulk_invert(
     items = list_inputs_task(input, opts)
     todo = pending_task(items, store, config.config_hash, execution.resume, execution.retry_failed)
     get_run_logger().info("run %s: %d inputs, %d to do, config %s", run_id, len(items), len(todo), config.config_hash)
-    restarts = invert_on_ray(todo, store, config, execution, run_id, opts)
+    restarts, leased = invert_on_ray(todo, store, config, execution, run_id, opts)
     seconds = time.perf_counter() - t0
     counts = publish_artifacts(store, run_id, config.config_hash, len(items), len(items) - len(todo), seconds, restarts)
-    get_run_logger().info("run %s finished in %.1f s: %s", run_id, seconds, counts)
+    get_run_logger().info("run %s finished in %.1f s: %s; %d items left to other runs holding their lease", run_id,
+                          seconds, counts, leased)
     return RunSummary(run_id, store.url, config.config_hash, len(items), len(items) - len(todo), len(todo),
-                      counts, seconds, restarts)
+                      counts, seconds, restarts, leased)
 
 
 class MaskedParametersFlow(Flow):

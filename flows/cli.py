@@ -107,6 +107,9 @@ def _report(summary: Any, storage_options: dict[str, Any]) -> None:
         typer.echo(f"nothing to do: all {summary.inputs} inputs were already done in {summary.store} under config "
                    f"{summary.config_hash} (inputs that failed for a reason of their own stay failed; "
                    "--retry-failed redoes them, another --out starts afresh)")
+    if getattr(summary, "leased", 0):
+        typer.echo(f"{summary.leased} inputs were being inverted by another run (it holds their leases); "
+                   "they stay pending for a later run")
     for k, v in sorted(summary.counts.items()):
         typer.echo(f"  {k:28s} {v}")
     typer.echo(f"results: {summary.store}/items/<id>/   index: {summary.store}/index/")

@@ -113,8 +113,9 @@ def process_shard(shard_id: str, items: list[InputItem], store: RunStore, config
 
 
 def invert_on_ray(todo: list[InputItem], store: RunStore, config: PipelineConfig, execution: ExecutionConfig,
-                  run_id: str, storage_options: Mapping[str, Any]) -> int:
-    """Every shard of ``todo`` as a :func:`process_shard` task on one actor pool; returns actor restarts.
+                  run_id: str, storage_options: Mapping[str, Any]) -> tuple[int, int]:
+    """Every shard of ``todo`` as a :func:`process_shard` task on one actor pool; returns (actor restarts,
+    items left to another run that held their lease).
 
     Each run walks the items in its own order, so two runs started on one store at once do not move in
     lockstep over the same items: with adoption of committed attempts (``PoolSpec.adopt_committed``)
@@ -125,7 +126,7 @@ def invert_on_ray(todo: list[InputItem], store: RunStore, config: PipelineConfig
     progress.artifact_id = create_progress_artifact(0.0 if todo else 100.0, key="bulk-invert-progress",
                                                     description=f"Items finished in run {run_id}")
     if not todo:
-        return 0
+        return 0, 0
     started = ensure_ray(execution.ray_address)
     pool = ActorPool(config, PoolSpec.for_run(execution, config.inversion.stage1.batch_size, run_id), storage_options)
     try:
@@ -134,7 +135,7 @@ def invert_on_ray(todo: list[InputItem], store: RunStore, config: PipelineConfig
                    for i, shard in enumerate(shards(todo, execution.shard_size))]
         summaries = [f.result() for f in futures]
         get_run_logger().info("shards finished: %s", [(s.shard_id, s.done, s.failed) for s in summaries])
-        return pool.restarts
+        return pool.restarts, sum(s.leased for s in summaries)
     finally:
         pool.shutdown()
         if started:

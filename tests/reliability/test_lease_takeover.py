@@ -75,6 +75,7 @@ def test_killed_run_lease_expires_and_a_later_run_takes_over(tmp_path: Path, tin
     assert held.item_id not in latest  # left alone: no row, not inverted
     assert collections.Counter(latest.values()) == {"done": 2, "failed": 3}
     assert [lease.item_id for lease in _leases(store)] == [held.item_id]
+    assert second.leased == 1  # type: ignore[attr-defined]
 
     time.sleep(max(0.0, renewed.expires_at - time.time()) + 0.5)
     third = _run(src, out, tiny_checkpoint)
