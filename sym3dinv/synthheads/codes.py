@@ -77,3 +77,34 @@ def embedded_codes(generator: str) -> Tensor:
         raise ModelNotFoundError(f"{name} ships no identity codes: {path} is missing (only generators trained "
                                  "with attribute-predicted codes have them)")
     return load_file(str(path))["z"]
+
+
+def codes_beside(source: str) -> Tensor:
+    """Identity codes of ``source``: an embedded generator name, or ``<stem>_codes.safetensors`` beside a path
+    (``identity_codes.safetensors``, the trainer's name for its final export's codes, in the same folder)."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from sym3dinv.errors import ModelNotFoundError
+    from sym3dinv.generator.checkpoint import embedded_name
+
+    if embedded_name(source) is not None:
+        return embedded_codes(source)
+    weights = Path(source)
+    path = weights.with_name(weights.name.removesuffix(".safetensors") + CODES_SUFFIX)
+    if not path.is_file() and weights.with_name("identity_codes.safetensors").is_file():
+        path = weights.with_name("identity_codes.safetensors")
+    if not path.is_file():
+        raise ModelNotFoundError(f"no identity codes for {source}: {path} is missing (the trainer writes it "
+                                 "next to every export)")
+    return load_file(str(path))["z"]
+
+
+@torch.no_grad()
+def set_codes(codes: IdentityCodes, z: Tensor) -> None:
+    """Make ``codes()`` return ``z`` exactly (the residual absorbs what the MLP does not predict)."""
+    if z.shape != codes.residual.shape:
+        raise ValueError(f"identity codes of shape {tuple(z.shape)} do not fit {tuple(codes.residual.shape)} "
+                         "(same identities and z_dim needed)")
+    codes.residual.copy_(z - codes.mlp(codes.attributes))

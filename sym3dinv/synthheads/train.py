@@ -38,12 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     for f in dataclasses.fields(TrainConfig):
         if f.type in ("int", "float"):
             ap.add_argument(f"--{f.name.replace('_', '-')}", type=int if f.type == "int" else float, default=None)
+    ap.add_argument("--init-from", default=None, help="fine-tune from these weights (TrainConfig.init_from)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for training")
     ap.add_argument("--workers", type=int, default=2, help="processes rendering the ground-truth cache")
     ap.add_argument("--stop-at", type=int, default=None, help="end this invocation at this step (resumable)")
     args = ap.parse_args(argv)
     over = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
             if getattr(args, f.name, None) is not None}
+    over |= {"init_from": args.init_from} if args.init_from else {}
     cfg = dataclasses.replace(TrainConfig(), **over)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_flush_denormal(True)

@@ -74,6 +74,11 @@ class TrainConfig:
     """Exponential moving average of G's weights; the EMA is what gets exported."""
     checkpoint_every: int = 250
     seed: int = 0
+    init_from: str = ""
+    """Weights to fine-tune from instead of a random init: an embedded generator name or a
+    ``.safetensors`` path whose ``<stem>_codes.safetensors`` sits beside it (same architecture and
+    identities). G, its EMA and the identity codes start there; D, the optimisers and the schedule start
+    fresh, so ``adv_start``/``lr`` of the continuation are chosen for it. Empty: random init."""
 
     def init_kwargs(self) -> dict:
         """EG3D-style constructor kwargs of the default generator (plus our tri-plane extensions)."""

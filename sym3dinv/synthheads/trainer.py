@@ -22,7 +22,7 @@ from torch import Tensor
 
 from sym3dinv import cameras
 from sym3dinv.synthheads.adversarial import Discriminator, d_loss, g_loss, r1_penalty
-from sym3dinv.synthheads.codes import IdentityCodes, attribute_matrix, moment_prior
+from sym3dinv.synthheads.codes import IdentityCodes, attribute_matrix, codes_beside, moment_prior, set_codes
 from sym3dinv.synthheads.train_config import TrainConfig, adv_weight_at, config_json, lr_at, resume_key
 from sym3dinv.synthheads.train_data import TrainingCache
 
@@ -64,12 +64,29 @@ class Trainer:
         self.rng = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0
         self._lpips = None
+        self.init_fingerprint = self._init_from(cfg.init_from) if cfg.init_from else ""
+
+    def _init_from(self, source: str) -> str:
+        """Start G, G_ema and the codes from ``source`` (fine-tuning); returns its fingerprint for the record."""
+        from sym3dinv.errors import ConfigError
+        from sym3dinv.generator import load_generator
+        from sym3dinv.generator.fingerprint import canonical_kwargs, generator_fingerprint
+
+        src = load_generator(source)
+        if canonical_kwargs(getattr(src, "init_kwargs", {})) != canonical_kwargs(self.cfg.init_kwargs()):
+            raise ConfigError(f"init_from={source!r} has another architecture than this TrainConfig")
+        self.G.load_state_dict(src.state_dict())
+        self.G_ema.load_state_dict(src.state_dict())
+        set_codes(self.codes, codes_beside(source))
+        log.info("initialised from %s (%s)", source, generator_fingerprint(src))
+        return generator_fingerprint(src)
 
     # --- checkpoints ------------------------------------------------------------------------------
     def state(self) -> dict:
         return {"G": self.G.state_dict(), "G_ema": self.G_ema.state_dict(), "codes": self.codes.state_dict(),
                 "D": self.D.state_dict(), "opt": self.opt.state_dict(), "d_opt": self.d_opt.state_dict(),
-                "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state(), "step": self.step, "config": config_json(self.cfg)}
+                "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state(), "step": self.step, "config": config_json(self.cfg),
+                "init_fingerprint": self.init_fingerprint}
 
     def load(self, path: Path) -> None:
         state = torch.load(path, weights_only=True)
@@ -84,6 +101,7 @@ class Trainer:
         self.rng.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])  # the renderer's stratified depth jitter draws from it
         self.step = int(state["step"])
+        self.init_fingerprint = state.get("init_fingerprint", self.init_fingerprint)
 
     def save(self, out: Path, keep: int = 2) -> Path:
         """Write ``ckpt-STEP.pt`` atomically and keep the newest ``keep``."""
@@ -186,8 +204,10 @@ class Trainer:
             zs = torch.randn(4096, self.cfg.z_dim, generator=torch.Generator().manual_seed(self.cfg.seed + 2))
             G.backbone.mapping.w_avg.copy_(G.mapping(zs, torch.zeros(4096, 25), truncation_psi=1)[:, 0].mean(0))
         path = out / f"{name}.safetensors"
-        save_generator(G, path, metadata={"training": config_json(self.cfg), "step": str(self.step),
-                                          "seconds": f"{seconds:.0f}"})
+        meta = {"training": config_json(self.cfg), "step": str(self.step), "seconds": f"{seconds:.0f}"}
+        if self.init_fingerprint:
+            meta["init_fingerprint"] = self.init_fingerprint
+        save_generator(G, path, metadata=meta)
         return path
 
     def export_codes(self, out: Path, name: str = "identity_codes") -> Path:

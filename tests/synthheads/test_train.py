@@ -148,3 +148,27 @@ def test_command_line_trains_resumably(tmp_path) -> None:
     assert main([*args, "--stop-at", "1"]) == 0 and (tmp_path / "ckpt-1.pt").is_file()
     assert main(args) == 0 and (tmp_path / "ckpt-2.pt").is_file()
     assert load_generator(tmp_path / "default_G.safetensors").z_dim == TrainConfig().z_dim
+
+
+def test_fine_tune_starts_from_the_given_weights_and_codes(cache, tmp_path) -> None:
+    from safetensors.torch import load_file
+
+    from sym3dinv.errors import ConfigError
+    from sym3dinv.generator.checkpoint import read_checkpoint
+    from sym3dinv.generator.fingerprint import generator_fingerprint
+
+    base = train(dataclasses.replace(TOY, steps=2), cache[0], tmp_path / "base")
+    src, z = load_generator(base), load_file(str(tmp_path / "base" / "identity_codes.safetensors"))["z"]
+    tuned = dataclasses.replace(TOY, init_from=str(base))
+    tr = Trainer(tuned, cache[0])
+    for (k, x), y in zip(src.state_dict().items(), tr.G.state_dict().values(), strict=True):
+        assert torch.equal(x, y), k  # G starts at the exported EMA, not at a random init
+    assert torch.allclose(tr.codes(), z, atol=1e-5)  # the codes too
+    assert tr.init_fingerprint == generator_fingerprint(src)
+    out = train(tuned, cache[0], tmp_path / "tuned")
+    assert read_checkpoint(out).metadata["init_fingerprint"] == generator_fingerprint(src)  # recorded
+    with pytest.raises(ConfigError, match="another architecture"):
+        Trainer(dataclasses.replace(tuned, sr_channels=(16, 8)), cache[0])
+    (tmp_path / "base" / "identity_codes.safetensors").unlink()
+    with pytest.raises(Exception, match="identity codes"):
+        Trainer(tuned, cache[0])
