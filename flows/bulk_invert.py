@@ -13,6 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.types import SecretDict
 
 from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig
+from sym3dinv.pipeline.resume import resume_fingerprint
 from sym3dinv.store import RunStore, mask_secrets
 from tasks.artifacts import publish_artifacts
 from tasks.shards import invert_on_ray, list_inputs_task, pending_task
@@ -58,8 +59,9 @@ def bulk_invert(
     store = RunStore(out, opts)
     store.check_writable()  # configuration errors fail here, before any work
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    generator = resume_fingerprint(store, config, execution)  # another generator's done rows: refused here
     items = list_inputs_task(input, opts)
-    todo = pending_task(items, store, config.config_hash, execution.resume, execution.retry_failed)
+    todo = pending_task(items, store, config.config_hash, execution.resume, execution.retry_failed, generator)
     get_run_logger().info("run %s: %d inputs, %d to do, config %s", run_id, len(items), len(todo), config.config_hash)
     restarts, leased = invert_on_ray(todo, store, config, execution, run_id, opts)
     seconds = time.perf_counter() - t0

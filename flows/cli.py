@@ -147,17 +147,19 @@ def invert(
     from sym3dinv.errors import ConfigError
     from sym3dinv.perf import cpu_numerics
     from sym3dinv.pipeline import list_inputs
-    from sym3dinv.store import storage_options
+    from sym3dinv.pipeline.resume import resume_fingerprint
+    from sym3dinv.store import RunStore, storage_options
 
     _prefect_ready()
     cpu_numerics()
     opts = storage_options(storage.endpoint_url)
     try:
         total = len(list_inputs(input, opts))
-    except ConfigError as exc:  # no images there, a bad URL: what to fix, not a traceback
+        resume_fingerprint(RunStore(out, opts), config, execution)  # the flow checks again; here: one clean line
+        summary = _run_with_progress(total, out, opts, input=input, config=config, execution=execution)
+    except ConfigError as exc:  # no images there, a bad URL, another generator's results: what to fix
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    summary = _run_with_progress(total, out, opts, input=input, config=config, execution=execution)
     _report(summary, opts)
 
 

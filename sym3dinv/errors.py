@@ -35,6 +35,13 @@ class EncoderMismatchError(ConfigError):
     code = "encoder_mismatch"
 
 
+class GeneratorMismatchError(ConfigError):
+    """Results in a store were made by another generator (fingerprints differ) than the one in use: resuming,
+    building a dataset or applying edits would mix two generators (``sym3dinv.store.fingerprints``)."""
+
+    code = "generator_mismatch"
+
+
 class CheckpointError(ConfigError):
     """A generator checkpoint that cannot be read: unknown format, truncated, wrong shapes."""
 

@@ -70,11 +70,13 @@ def list_inputs_task(source: str, storage_options: Mapping[str, Any]) -> list[In
 
 @task(name="pending-inputs")
 def pending_task(items: list[InputItem], store: RunStore, config_hash: str, resume: bool,
-                 retry_failed: bool = False) -> list[InputItem]:
+                 retry_failed: bool = False, generator_fingerprint: str | None = None) -> list[InputItem]:
+    """Inputs without a done row under ``config_hash`` (made by ``generator_fingerprint`` when given)."""
     if not resume:
         return items
     final = () if retry_failed else tuple(sorted(FINAL_ERROR_CODES))
-    left = set(store.pending([(i.id, i.uri) for i in items], config_hash, final_errors=final)["id"].to_pylist())
+    left = set(store.pending([(i.id, i.uri) for i in items], config_hash, final_errors=final,
+                             generator_fingerprint=generator_fingerprint)["id"].to_pylist())
     get_run_logger().info("%d of %d inputs already done (or failed for good) under config %s", len(items) - len(left),
                           len(items), config_hash)
     return [i for i in items if i.id in left]

@@ -131,6 +131,8 @@ def apply(
     ids: list[str] = _IDS,
     limit: int = typer.Option(None, "--limit", help="At most this many items."),
     endpoint_url: str = _ENDPOINT,
+    force: bool = typer.Option(False, "--force", help="Apply even when the generator has another fingerprint "
+                               "than the one the items were inverted with (their renders will be off)."),
 ) -> None:
     """Render edited multi-view sets of a store's items into STORE/edits/NAME/ (the report shows them)."""
     from sym3dinv.edit.apply import apply_to_store
@@ -166,7 +168,7 @@ def apply(
             raise ConfigError("give at least one --direction or --learned")
         views = [(float(v.split(",")[0]), float(v.split(",")[1]) if "," in v else 0.0) for v in view] or None
         res = apply_to_store(rs, edits, name=name, generator=source, G=G, views=views, run_id=run,
-                             ids=ids or None, limit=limit, sources=sources,
+                             ids=ids or None, limit=limit, sources=sources, force=force,
                              progress=lambda k, n: typer.echo(f"  {k}/{n} items", err=True))
     except ConfigError as exc:
         raise _fail(exc) from exc

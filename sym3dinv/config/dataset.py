@@ -140,6 +140,9 @@ class DatasetConfig:
     """Views per render batch; execution only."""
     shard_size: int = 8
     """Identities per shard (one flow task each); execution only."""
+    force: bool = False
+    """Build even when the generator has another fingerprint than the one the items were inverted with (their
+    latents and deltas belong to that generator, so the renders will be off); not hashed."""
 
     def __post_init__(self) -> None:
         for name in ("resolution", "depth_resolution"):
@@ -164,7 +167,7 @@ class DatasetConfig:
     def hashed(self) -> dict[str, Any]:
         """The output-shaping part (with each edit file's content hash), as plain JSON."""
         d = json.loads(json.dumps(asdict(self), default=str))
-        for k in ("device", "chunk", "shard_size"):
+        for k in ("device", "chunk", "shard_size", "force"):
             d.pop(k)
         d["edits"] = [{**e, "sha256": _file_sha256(e["path"])} for e in d["edits"]]
         if self.cameras.kind == "labels" and self.cameras.labels_path:

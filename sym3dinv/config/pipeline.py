@@ -134,6 +134,10 @@ class ExecutionConfig:
     retry_failed: bool = False
     """With resume, also redo items whose last try failed because of the input itself (decode_error,
     too_small, no_face, ...); by default a rerun settles them: the same bytes fail the same way."""
+    new_generator: bool = False
+    """With resume, when done items under this config were made by another generator (their generator
+    fingerprint differs: other weights behind the same --generator), invert them again under this one (the old
+    rows stay) instead of refusing to resume."""
     max_attempts: int = 3
     """Tries per item when its worker dies; after that the item is recorded as worker_lost."""
     ray_address: str | None = None

@@ -151,6 +151,7 @@ class DatasetBuilder:
         self._generators: dict[str, TriPlaneGenerator] = {}
         self._given = generator
         self._directions: dict[tuple[str, int], np.ndarray] = {}
+        self._fingerprints: dict[int, str] = {}
         self.rendered: list[str] = []  # ids rendered by this builder (tests count re-renders with it)
 
     def generator(self, source: str) -> TriPlaneGenerator:
@@ -161,6 +162,24 @@ class DatasetBuilder:
 
             self._generators[source] = load_generator(source, device=self.config.device)
         return self._generators[source]
+
+    def check_generators(self, rows: Sequence[IndexRow]) -> None:
+        """Refuse (:class:`~sym3dinv.errors.GeneratorMismatchError`, unless ``config.force``) rows inverted by
+        another generator (fingerprint) than the one each would be rendered with; before any rendering."""
+        from sym3dinv.edit.apply import store_generator_source
+        from sym3dinv.generator.fingerprint import generator_fingerprint
+        from sym3dinv.store.fingerprints import check_rows
+
+        by_source: dict[str, list[IndexRow]] = {}
+        for r in rows:
+            if r.generator_fingerprint:
+                source = self.config.generator or store_generator_source(self.store, r)
+                by_source.setdefault(source, []).append(r)
+        for source, group in by_source.items():
+            G = self.generator(source)
+            if id(G) not in self._fingerprints:
+                self._fingerprints[id(G)] = generator_fingerprint(G)
+            check_rows(group, self._fingerprints[id(G)], source, what="dataset build", force=self.config.force)
 
     def direction(self, edit: EditSpec, G: TriPlaneGenerator) -> np.ndarray:
         key = (edit.name, id(G))
@@ -302,6 +321,7 @@ class DatasetBuilder:
         """Build each identity not already complete; per-identity data problems are recorded, not raised."""
         t0 = time.perf_counter()
         res = ShardResult()
+        self.check_generators([r for r in rows if not is_built(self.out, r, self.config_hash)])
         for row in rows:
             if is_built(self.out, row, self.config_hash):
                 res.skipped.append(row.id)  # finished by an earlier (or racing) attempt

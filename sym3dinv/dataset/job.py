@@ -155,6 +155,7 @@ def build_dataset(store_url: str, out_url: str, config: DatasetConfig | None = N
     results = []
     if plan.todo:
         builder = DatasetBuilder(RunStore(store_url, storage_options), DatasetOutput(out_url, oso), config, generator)
+        builder.check_generators([by_id[i] for i in plan.todo])  # every identity, before any rendering
         results = [builder.build_many([by_id[i] for i in shard], progress) for shard in plan.shards(config.shard_size)]
     res = ShardResult.merge(results)
     _, total = finalize_dataset(out_url, config, out_storage_options=oso)

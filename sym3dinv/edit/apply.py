@@ -135,12 +135,17 @@ def apply_to_store(
     limit: int | None = None,
     sources: dict[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
 ) -> EditSummary:
     """Render every edit at its strengths (plus 0) for the done items; write ``edits/<name>/``.
 
     ``sources``: edit name -> a description of where its direction came from (shown in the report).
+    Items inverted by another generator (fingerprint) than ``G`` are refused
+    (:class:`~sym3dinv.errors.GeneratorMismatchError`) unless ``force``.
     """
     from sym3dinv.generator import load_generator
+    from sym3dinv.generator.fingerprint import generator_fingerprint
+    from sym3dinv.store.fingerprints import check_rows
 
     validate_name(name)
     if not edits:
@@ -156,6 +161,7 @@ def apply_to_store(
     source = generator or store_generator_source(store, rows[0])
     if G is None:
         G = load_generator(source)
+    check_rows(rows, generator_fingerprint(G), source, what="edit apply", force=force)
     checked = [Edit(ed.name, check_direction(ed.direction, G.w_dim, G.num_ws, ed.name),
                     tuple(sorted({0.0, *(float(s) for s in ed.strengths)}))) for ed in edits]
     folder = posixpath.join(EDITS_DIR, name)

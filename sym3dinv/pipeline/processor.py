@@ -103,11 +103,13 @@ class ItemProcessor:
         import torch
 
         from sym3dinv.generator import load_generator
+        from sym3dinv.generator.fingerprint import generator_fingerprint
 
         self.config = config
         self.device = torch.device(device)
         self.storage_options = dict(storage_options or {})
         self.G = generator.to(self.device) if generator is not None else load_generator(config.generator, device=device)
+        self.fingerprint = generator_fingerprint(self.G)  # once per worker; in every row and manifest it writes
         self.losses = losses if losses is not None else load_losses(config.losses)
         self._aligner: Callable[..., Any] | None = None
         self._hash = config.config_hash
@@ -255,7 +257,7 @@ class ItemProcessor:
         t["total"] = time.perf_counter() - t0
         return failure_row(item.id, exc, config_hash=self._hash, attempt=attempt, source_uri=item.uri,
                            size=item.size, worker=worker, code_version=self._version, stage_seconds=t,
-                           started_at=started)
+                           started_at=started, generator_fingerprint=self.fingerprint)
 
     def _invert_batch(self, batch: list[_Ready], store: RunStore, worker: str | None, progress: Progress | None,
                       rows: dict[int, IndexRow]) -> None:
@@ -346,8 +348,10 @@ class ItemProcessor:
         t["total"] = sum(v for k, v in t.items() if k in ("decode", "align", "render")) + float(res.timings.get("total", 0))
         row = IndexRow(id=item.id, status=Status.DONE, config_hash=self._hash, attempt=attempt, source_uri=item.uri,
                        bytes=item.size, camera_label=tuple(camera), yaw=yaw, pitch=pitch, metrics=metrics,
-                       stage_seconds=dict(t), worker=worker, code_version=self._version, started_at=r.started)
-        with store.item_writer(item.id, attempt, meta={"config_hash": self._hash, "row": row.manifest_meta()}) as w:
+                       stage_seconds=dict(t), worker=worker, code_version=self._version, started_at=r.started,
+                       generator_fingerprint=self.fingerprint)
+        meta = {"config_hash": self._hash, "generator_fingerprint": self.fingerprint, "row": row.manifest_meta()}
+        with store.item_writer(item.id, attempt, meta=meta) as w:
             w.write_latents({"ws": res.ws[0].float().cpu().numpy()}, metadata={"config_hash": self._hash})
             if res.delta:
                 w.write_delta({k.replace("/", "_"): v.float().cpu().numpy() for k, v in res.delta.items()})
@@ -363,7 +367,8 @@ class ItemProcessor:
         return replace(row, attempt=committed.attempt, item_dir=committed.item_dir, outputs=dict(committed.outputs))
 
     def adopt_committed(self, item: InputItem, store: RunStore, worker: str | None) -> IndexRow | None:
-        """The done row of an attempt of ``item`` already committed under this config hash, or None.
+        """The done row of an attempt of ``item`` already committed under this config hash by this generator
+        (fingerprint; a manifest written before fingerprints were recorded is accepted), or None.
 
         One listing of ``items/<id>/`` per item. The row is rebuilt from the manifest (files) and the
         row fields the writer stored in it, so the adopted row equals the one the writer would have
@@ -372,6 +377,11 @@ class ItemProcessor:
         for item_dir, manifest in reversed(store.committed_attempts(item.id)):
             meta = manifest.get("meta") or {}
             if meta.get("config_hash") != self._hash or not isinstance(meta.get("row"), dict):
+                continue
+            made_by = meta.get("generator_fingerprint") or meta["row"].get("generator_fingerprint")
+            if made_by and made_by != self.fingerprint:  # another generator's result: never adopted
+                log.info("item %s: committed attempt %s was made by generator %s, not %s; not adopting it", item.id,
+                         item_dir, made_by, self.fingerprint)
                 continue
             try:
                 row = IndexRow.from_manifest(item.id, item_dir, manifest)

@@ -60,6 +60,7 @@ INDEX_SCHEMA = pa.schema(
         pa.field("outputs", pa.map_(pa.string(), pa.string())),
         pa.field("started_at", _TS),
         pa.field("finished_at", _TS, nullable=False),
+        pa.field("generator_fingerprint", pa.string()),
     ],
     metadata={SCHEMA_VERSION_KEY: str(SCHEMA_VERSION).encode()},
 )
@@ -94,6 +95,9 @@ class IndexRow:
     outputs: Mapping[str, str] = field(default_factory=dict)
     started_at: dt.datetime | None = None
     finished_at: dt.datetime = field(default_factory=utcnow)
+    generator_fingerprint: str | None = None
+    """The generator's weights and kwargs (:func:`sym3dinv.generator.fingerprint.generator_fingerprint`);
+    None in rows written before fingerprints were recorded. Resume, the dataset builder and the edits check it."""
 
     def __post_init__(self) -> None:
         from sym3dinv.store.ids import validate_item_id
@@ -127,7 +131,8 @@ class IndexRow:
                 "camera_label": None if self.camera_label is None else [float(v) for v in self.camera_label],
                 "yaw": self.yaw, "pitch": self.pitch, "metrics": dict(self.metrics),
                 "stage_seconds": dict(self.stage_seconds), "worker": self.worker, "code_version": self.code_version,
-                "started_at": self.started_at.isoformat() if self.started_at else None}
+                "started_at": self.started_at.isoformat() if self.started_at else None,
+                "generator_fingerprint": self.generator_fingerprint}
 
     @classmethod
     def from_manifest(cls, item_id: str, item_dir: str, manifest: Mapping[str, Any]) -> IndexRow:
@@ -145,7 +150,8 @@ class IndexRow:
                    metrics=dict(row.get("metrics") or {}), stage_seconds=dict(row.get("stage_seconds") or {}),
                    worker=row.get("worker"), code_version=row.get("code_version"), item_dir=item_dir,
                    outputs={k: v["path"] for k, v in manifest["files"].items()},
-                   started_at=dt.datetime.fromisoformat(started) if started else None)
+                   started_at=dt.datetime.fromisoformat(started) if started else None,
+                   generator_fingerprint=row.get("generator_fingerprint"))
 
     def as_record(self) -> dict[str, object]:
         """The row as an Arrow record of :data:`INDEX_SCHEMA` (maps as key/value pairs), field by field, so a
@@ -183,6 +189,7 @@ def failure_row(
     code_version: str | None = None,
     stage_seconds: Mapping[str, float] | None = None,
     started_at: dt.datetime | None = None,
+    generator_fingerprint: str | None = None,
 ) -> IndexRow:
     """A ``failed`` row from an exception: class via :func:`sym3dinv.errors.error_code`, readable message."""
     message = str(exc) or type(exc).__name__
@@ -201,6 +208,7 @@ def failure_row(
         worker=worker,
         code_version=code_version,
         started_at=started_at,
+        generator_fingerprint=generator_fingerprint,
     )
 
 

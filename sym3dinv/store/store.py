@@ -150,13 +150,15 @@ class RunStore(StoreRoot):
         verify_outputs: bool = False,
         strict: bool = False,
         final_errors: Sequence[str] = (),
+        generator_fingerprint: str | None = None,
     ) -> pa.Table:
         """Inputs (``id``, ``source_uri``) without a done row under ``config_hash``.
 
         ``verify_outputs`` also checks each done row's manifest (one request per input id that is done;
         meant for small reruns or audits) and treats a missing manifest as not done. ``final_errors``:
         error classes that settle an item too (its latest row failed for a reason of the input itself,
-        :data:`sym3dinv.errors.FINAL_ERROR_CODES`), so it is not redone.
+        :data:`sym3dinv.errors.FINAL_ERROR_CODES`), so it is not redone. ``generator_fingerprint``: only
+        done rows made by that generator count (a resume with ``--new-generator``: the others are redone).
         """
         if type(inputs).__name__ == "DataFrame":
             inputs = pa.Table.from_pandas(inputs, preserve_index=False)
@@ -164,11 +166,14 @@ class RunStore(StoreRoot):
             ids, uris = zip(*inputs, strict=True) if len(inputs) else ((), ())
             inputs = pa.table({"id": pa.array(ids, pa.string()), "source_uri": pa.array(uris, pa.string())})
         cols = list(_PENDING_COLUMNS) + (["item_dir"] if verify_outputs else []) + (
-            ["error_class"] if final_errors else [])
+            ["error_class"] if final_errors else []) + (["generator_fingerprint"] if generator_fingerprint else [])
         table = self.read_index(cols, strict=strict)
-        done = _query.done_ids(table, config_hash)
+        mine = table
+        if generator_fingerprint and table.num_rows:
+            mine = table.filter(pc.fill_null(pc.equal(table["generator_fingerprint"], generator_fingerprint), False))
+        done = _query.done_ids(mine, config_hash)
         if verify_outputs and len(done):
-            sub = _query.latest(table.filter(pc.equal(table["config_hash"], config_hash)))
+            sub = _query.latest(mine.filter(pc.equal(mine["config_hash"], config_hash)))
             sub = sub.filter(pc.is_in(sub["id"], value_set=done))
             ok = [
                 i
@@ -182,6 +187,8 @@ class RunStore(StoreRoot):
             done = pa.array(ok, pa.string())
         if final_errors:
             settled = _query.settled_ids(table, config_hash, final_errors)
+            if mine is not table:  # failures of the input itself stay settled; another generator's done rows do not
+                settled = pc.filter(settled, pc.invert(pc.is_in(settled, value_set=_query.done_ids(table, config_hash))))
             done = pa.concat_arrays([done, pc.filter(settled, pc.invert(pc.is_in(settled, value_set=done)))])
         return inputs.filter(_query.pending_mask(inputs["id"], done))
 
