@@ -131,7 +131,7 @@ def _existing(url: str, rel: str, storage_options: dict[str, Any]) -> str | None
 
 
 @config_options(StoreConfig, param="storage", fields=("endpoint_url",))
-@config_options(ExecutionConfig, param="execution", flatten=("lease",),
+@config_options(ExecutionConfig, param="execution", flatten=("lease", "quality"),
                 flags={"num_actors": Flag(("--actors",)), "lease.duration_s": Flag(("--lease-duration-s",), only=True),
                        "lease.heartbeat_s": Flag(("--lease-heartbeat-s",), only=True)})
 @config_options(PipelineConfig, flatten=("render", "align.camera_format"), exclude=("losses",), sets="stage1.steps=50 or align.min_confidence=0.3",

@@ -21,6 +21,7 @@ import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, WorkerCrashedError
 
 from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig
+from sym3dinv.config.quality import QualityConfig
 from sym3dinv.config.store import LeaseConfig
 from sym3dinv.errors import WorkerLostError
 from sym3dinv.pipeline.inputs import InputItem
@@ -39,7 +40,8 @@ class InversionActor:
     torch thread per CPU Ray gave it) before anything runs."""
 
     def __init__(self, config: PipelineConfig, num_gpus: float, storage_options: Mapping[str, Any],
-                 adopt: bool = True, lease: LeaseConfig | None = None, owner: str | None = None) -> None:
+                 adopt: bool = True, lease: LeaseConfig | None = None, owner: str | None = None,
+                 quality: QualityConfig | None = None) -> None:
         from sym3dinv.perf import cpu_numerics
 
         self.device = resolve_device(num_gpus)
@@ -48,7 +50,7 @@ class InversionActor:
             cpu_numerics(max(1, int(cpus)) if num_gpus <= 0 else None)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{self.device}"
         self.proc = ItemProcessor(config, self.device, storage_options=storage_options, adopt=adopt, lease=lease,
-                                  owner=owner)
+                                  owner=owner, quality=quality)
         log.info("actor %s ready (generator %s)", self.worker, config.generator)
 
     def info(self) -> dict[str, Any]:
@@ -74,6 +76,8 @@ class PoolSpec:
     """Per-item leases taken for run ``owner`` (see ``ItemProcessor``); None: no leases (one run per store)."""
     owner: str | None = None
     """The run id leases are taken for."""
+    quality: QualityConfig | None = None
+    """Poor-fit thresholds of the rows the actors write (None: the defaults)."""
     items_per_call: int = 1
     """Items handed to an actor at once, inverted with a shared stage-1 batch (up to the preset's
     ``stage1.batch_size``). More than 1 pays on a GPU (a batch of 4 fills it: 1.7x per image in stage 1
@@ -92,7 +96,7 @@ class PoolSpec:
         leased for the run)."""
         return cls(num_actors=execution.num_actors, num_gpus=execution.gpus_per_actor,
                    max_attempts=execution.max_attempts, adopt_committed=execution.resume,
-                   lease=execution.lease, owner=run_id,
+                   lease=execution.lease, owner=run_id, quality=execution.quality,
                    items_per_call=items_per_call(execution.items_per_call, execution.gpus_per_actor, stage1_batch))
 
 
@@ -118,7 +122,8 @@ class ActorPool:
 
     def _new(self) -> Any:
         spec = self.spec
-        return self._cls.remote(self.config, spec.num_gpus, self.options, spec.adopt_committed, spec.lease, spec.owner)
+        return self._cls.remote(self.config, spec.num_gpus, self.options, spec.adopt_committed, spec.lease, spec.owner,
+                                 spec.quality)
 
     def _pick(self) -> tuple[int, Any]:
         with self._lock:

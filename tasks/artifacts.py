@@ -53,5 +53,7 @@ def publish_artifacts(store: RunStore, run_id: str, config_hash: str, n_inputs: 
                           description=f"Top and bottom {TOP_N} items by PSNR (config {config_hash})")
     create_table_artifact(key="bulk-invert-failures", table=arts.failures_table,
                           description="Failed items with their error class and reason")
+    create_table_artifact(key="bulk-invert-poor-fits", table=arts.poor_fits_table,
+                          description="Done items flagged poor_fit, with the reason (thresholds: ExecutionConfig.quality)")
     create_markdown_artifact(key="bulk-invert-summary", markdown=arts.markdown, description=f"Summary of run {run_id}")
     return arts.counts

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from sym3dinv.cli.options import DEFAULT, Flag, config_options
 from sym3dinv.config import ExecutionConfig, LeaseConfig, PipelineConfig, field_docs
+from sym3dinv.config.quality import QualityConfig
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,10 @@ def test_invert_has_an_option_for_every_field_of_its_configs() -> None:
         if f.name == "lease":  # a nested config: one option per field, named --lease-<field>
             for g in dataclasses.fields(LeaseConfig):
                 assert "--lease-" + g.name.replace("_", "-") in r.output and field_docs(LeaseConfig)[g.name][:30] in r.output
+            continue
+        if f.name == "quality":  # nested too: its fields' own names (--max-input-lpips, ...)
+            for g in dataclasses.fields(QualityConfig):
+                assert "--" + g.name.replace("_", "-") in r.output and field_docs(QualityConfig)[g.name][:30] in r.output
             continue
         assert "--" + f.name.replace("_", "-") in r.output and field_docs(ExecutionConfig)[f.name][:30] in r.output
     for name in ("--generator", "--preset", "--mode", "--view", "--depth", "--set", "--endpoint-url", "--actors"):

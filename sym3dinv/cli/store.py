@@ -35,13 +35,17 @@ def summary(
     store = _open(url, endpoint_url)
     counts = store.summary().to_pylist()
     stats = store.metric_stats().to_pylist()
+    poor = store.poor_fits()
     if as_json:
-        typer.echo(json.dumps({"counts": counts, "metrics": stats}, default=str))
+        typer.echo(json.dumps({"counts": counts, "metrics": stats,
+                               "poor_fit": [{"id": p.id, "reason": p.quality_reason} for p in poor]}, default=str))
         return
     total = sum(r["count"] for r in counts)
     typer.echo(f"{total} items")
     for r in counts:
         typer.echo(f"  {r['status']:<8} {r['error_class'] or '':<18} {r['count']}")
+    if poor:
+        typer.echo(f"  of the done, flagged poor_fit: {len(poor)} (sym3dinv store failed lists them)")
     for r in stats:
         typer.echo(
             f"  {r['metric']:<14} n={r['count']} mean={r['mean']:.4g} p50={r['p50']:.4g} p95={r['p95']:.4g}"
@@ -53,9 +57,15 @@ def failed(
     url: str, endpoint_url: str | None = _ENDPOINT, limit: int = typer.Option(50, help="Rows to show.")
 ) -> None:
     """Failed items with their reasons, newest first."""
-    rows = _open(url, endpoint_url).failed().slice(0, limit).to_pylist()
+    store = _open(url, endpoint_url)
+    rows = store.failed().slice(0, limit).to_pylist()
     for r in rows:
         typer.echo(f"{r['id']}  {r['error_class']:<16} {r['source_uri'] or ''}  {r['error_message']}")
+    poor = store.poor_fits()[:limit]
+    if poor:
+        typer.echo(f"done but flagged poor_fit ({len(poor)}):")
+        for p in poor:
+            typer.echo(f"{p.id}  {'poor_fit':<16} {p.source_uri or ''}  {p.quality_reason}")
 
 
 @app.command()

@@ -140,6 +140,8 @@ class DatasetConfig:
     """Views per render batch; execution only."""
     shard_size: int = 8
     """Identities per shard (one flow task each); execution only."""
+    skip_poor: bool = False
+    """Leave out identities whose inversion was flagged ``poor_fit`` (index column ``quality``; issue 21)."""
     force: bool = False
     """Build even when the generator has another fingerprint than the one the items were inverted with (their
     latents and deltas belong to that generator, so the renders will be off); not hashed."""
@@ -169,6 +171,8 @@ class DatasetConfig:
         d = json.loads(json.dumps(asdict(self), default=str))
         for k in ("device", "chunk", "shard_size", "force"):
             d.pop(k)
+        if not d["skip_poor"]:  # builds made before the option existed keep their hash
+            d.pop("skip_poor")
         d["edits"] = [{**e, "sha256": _file_sha256(e["path"])} for e in d["edits"]]
         if self.cameras.kind == "labels" and self.cameras.labels_path:
             d["cameras"]["labels_sha256"] = _file_sha256(self.cameras.labels_path)

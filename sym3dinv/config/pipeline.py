@@ -17,6 +17,7 @@ from sym3dinv.config.core import PYDANTIC_CONFIG, replace_path
 from sym3dinv.config.core import config_hash as _hash
 from sym3dinv.config.invert import InversionConfig, Mode
 from sym3dinv.config.presets import PRESET_NAMES, preset
+from sym3dinv.config.quality import QualityConfig
 from sym3dinv.config.store import LeaseConfig
 from sym3dinv.store.layout import DEFAULT_VIEWS, view_name
 
@@ -142,6 +143,8 @@ class ExecutionConfig:
     """Tries per item when its worker dies; after that the item is recorded as worker_lost."""
     ray_address: str | None = None
     """Ray cluster to join (ray://host:10001); default RAY_ADDRESS, else a local Ray is started."""
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    """Thresholds of the poor-fit flag every done row gets (``quality``: ok or poor_fit, with the reason)."""
     lease: LeaseConfig = field(default_factory=LeaseConfig)
     """Per-item leases in the run store: duration and heartbeat (runs sharing a store never invert an item
     twice; a killed run's items wait duration_s before another run takes them over)."""

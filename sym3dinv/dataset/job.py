@@ -67,6 +67,10 @@ def plan_dataset(store_url: str, out_url: str, config: DatasetConfig, identities
     out = DatasetOutput(out_url, out_storage_options if out_storage_options is not None else storage_options)
     h = _check_build_file(out, config, write=True)
     rows = store.done_rows(identities)
+    if config.skip_poor:
+        poor = [r.id for r in rows if r.quality == "poor_fit"]
+        rows = [r for r in rows if r.quality != "poor_fit"]
+        log.info("dataset %s: %d identities flagged poor_fit left out (--skip-poor)", out.url, len(poor))
     todo, done = [], []
     for r in rows:
         (done if is_built(out, r, h) else todo).append(r.id)

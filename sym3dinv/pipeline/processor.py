@@ -28,6 +28,7 @@ from sym3dinv.camera_check import known_label
 from sym3dinv.config.pipeline import DEFAULT_LOSSES, PipelineConfig
 from sym3dinv.errors import ConfigError, ItemError, OutOfMemoryItemError, StoreError, is_oom_message
 from sym3dinv.pipeline.inputs import InputItem
+from sym3dinv.pipeline.quality import QualityConfig, assess, camera_angles
 from sym3dinv.store.leases import LeaseKeeper, leased_row
 from sym3dinv.store.schema import IndexRow, Status, failure_row, utcnow
 
@@ -99,7 +100,7 @@ class ItemProcessor:
     def __init__(self, config: PipelineConfig, device: str = "cpu", *,
                  storage_options: Mapping[str, Any] | None = None, losses: Any = None,
                  generator: Any = None, adopt: bool = True, lease: LeaseConfig | None = None,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, quality: QualityConfig | None = None) -> None:
         import torch
 
         from sym3dinv.generator import load_generator
@@ -120,6 +121,7 @@ class ItemProcessor:
         if lease is not None and not owner:
             raise ConfigError("leases need an owner (the run id)")
         self.lease, self.owner = lease, owner
+        self.quality = quality or QualityConfig()  # poor-fit thresholds of the done rows
         """With ``lease``, each item is leased in the store for run ``owner`` before it is worked on
         (``sym3dinv.store.leases``): an item another run holds gets a ``skipped`` row (error class
         ``leased``, never indexed) and is left for a later run."""
@@ -326,7 +328,7 @@ class ItemProcessor:
         """Render an inverted item at the configured views and commit its files; its done row."""
         import torch
 
-        from sym3dinv.cameras import camera_label, yaw_pitch_roll
+        from sym3dinv.cameras import camera_label
         from sym3dinv.invert import render_views
 
         item, attempt, t = r.item, r.attempt, r.seconds
@@ -341,15 +343,13 @@ class ItemProcessor:
         names = [*self.config.render.names(), "input"]
         t["render"] = time.perf_counter() - t1
         metrics = {k: float(v) for k, v in vars(res.metrics).items() if v is not None}
-        try:
-            yaw, pitch, _ = (float(v) for v in yaw_pitch_roll(torch.tensor(camera).reshape(1, 25))[0])
-        except Exception:  # noqa: BLE001 - angles are a convenience column
-            yaw = pitch = None  # type: ignore[assignment]
+        yaw, pitch = camera_angles(camera)
         t["total"] = sum(v for k, v in t.items() if k in ("decode", "align", "render")) + float(res.timings.get("total", 0))
+        quality, reason = assess(metrics, yaw, pitch, self.quality)
         row = IndexRow(id=item.id, status=Status.DONE, config_hash=self._hash, attempt=attempt, source_uri=item.uri,
                        bytes=item.size, camera_label=tuple(camera), yaw=yaw, pitch=pitch, metrics=metrics,
                        stage_seconds=dict(t), worker=worker, code_version=self._version, started_at=r.started,
-                       generator_fingerprint=self.fingerprint)
+                       generator_fingerprint=self.fingerprint, quality=quality, quality_reason=reason)
         meta = {"config_hash": self._hash, "generator_fingerprint": self.fingerprint, "row": row.manifest_meta()}
         with store.item_writer(item.id, attempt, meta=meta) as w:
             w.write_latents({"ws": res.ws[0].float().cpu().numpy()}, metadata={"config_hash": self._hash})

@@ -263,6 +263,16 @@ def _edits_section(b: _Builder, rows: Sequence[IndexRow], refs: Sequence[str],
     return '<section id="edits"><h2>Latent edits</h2>' + "".join(parts) + "</section>"
 
 
+def _poor_fits_section(done: Sequence[IndexRow]) -> str:
+    poor = sorted((r for r in done if r.quality == "poor_fit"), key=lambda r: -(r.metrics.get("lpips_alex") or 0))
+    prows = [(f'<span class="mono">{e(r.id)}</span>', e(name(r.source_uri, "–")),
+              '<span class="badge failed">poor_fit</span>', f'<div class="msg">{e(r.quality_reason or "")}</div>')
+             for r in poor]
+    return ('<section id="poor-fits"><h2>Poor fits</h2>'
+            + (table(["id", "source", "quality", "reason"], prows) if prows else '<p class="empty">no poor fits</p>')
+            + "</section>")
+
+
 def _failures_section(failed: Sequence[IndexRow]) -> str:
     frows = [(f'<span class="mono">{e(r.id)}</span>', e(name(r.source_uri, "–")),
               f'<span class="badge failed">{e(r.error_class or "unknown")}</span>',
@@ -353,7 +363,7 @@ def build_report(
             _metrics_section(b, done, ov.seconds), items_html]
     if refs:
         body.append(_edits_section(b, rows, refs, storage_options))
-    body += [_failures_section(failed), _config_section(b, rows)]
+    body += [_poor_fits_section(done), _failures_section(failed), _config_section(b, rows)]
     if b.warnings:
         body.append('<section id="warnings"><h2>Warnings</h2><ul>'
                     + "".join(f"<li>{e(w)}</li>" for w in b.warnings[:50]) + "</ul></section>")

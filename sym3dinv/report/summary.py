@@ -36,6 +36,8 @@ class Overview:
     """First start to last finish over all rows (0 when unknown)."""
     stages: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Stage -> (mean, median) seconds over done items (``total`` excluded)."""
+    poor_fit: int = 0
+    """Done items flagged ``poor_fit`` (counted in ``done`` too)."""
 
     @property
     def failed(self) -> int:
@@ -70,7 +72,8 @@ def overview(rows: Sequence[IndexRow]) -> Overview:
         if vals:
             stages[k] = (statistics.fmean(vals), statistics.median(vals))
     skipped = sum(r.status is Status.SKIPPED for r in rows)
-    return Overview(len(rows), len(done), by_class, skipped, secs, span, stages)
+    poor = sum(r.quality == "poor_fit" for r in done)
+    return Overview(len(rows), len(done), by_class, skipped, secs, span, stages, poor)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ class RunArtifacts:
     metrics_table: list[dict[str, Any]]
     """Top and bottom :data:`TOP_N` done items of the run by PSNR, best first."""
     failures_table: list[dict[str, Any]]
+    poor_fits_table: list[dict[str, Any]]
+    """Done items flagged ``poor_fit``, worst input LPIPS first, with the reason."""
     markdown: str
     plot_png: bytes | None
     """PSNR and seconds histograms (None when no done item has a PSNR)."""
@@ -90,7 +95,8 @@ def _item(r: IndexRow) -> dict[str, Any]:
     m, s = r.metrics, r.stage_seconds
     return {"id": r.id, "source": r.source_uri, "status": r.status.value, "error_class": r.error_class,
             "error_message": r.error_message, "psnr": m.get("psnr"), "lpips": m.get("lpips_alex"),
-            "mse": m.get("mse"), "seconds": s.get("total"), "worker": r.worker, "attempt": r.attempt}
+            "mse": m.get("mse"), "seconds": s.get("total"), "worker": r.worker, "attempt": r.attempt,
+            "quality": r.quality, "quality_reason": r.quality_reason}
 
 
 def plot_png(items: Sequence[dict[str, Any]]) -> bytes | None:
@@ -145,12 +151,16 @@ def run_artifacts(rows: Sequence[IndexRow], facts: RunFacts) -> RunArtifacts:
     metrics = [{k: v for k, v in r.items() if k != "error_message"} for r in top] or [{"id": "-", "status": "no items"}]
     failures = [{k: r[k] for k in ("id", "source", "error_class", "error_message", "attempt", "worker")}
                 for r in failed] or [{"id": "-", "error_class": "none"}]
+    poor = sorted((r for r in done if r["quality"] == "poor_fit"), key=lambda r: -(r["lpips"] or 0.0))
+    poor_table = [{k: r[k] for k in ("id", "source", "quality_reason", "lpips", "psnr")} for r in poor] or [
+        {"id": "-", "quality_reason": "none"}]
     png = plot_png(this_run)
     rate = len(ran) / facts.seconds if facts.seconds > 0 else 0.0
     lines = [f"# bulk-invert run `{facts.run_id}`", "", f"Store: `{facts.store}`  config hash `{facts.config_hash}`",
              "", "| what | count |", "|---|---|", f"| inputs (unique) | {facts.inputs} |",
              f"| already done (skipped) | {facts.skipped} |", f"| processed this run | {len(ran)} |"]
     lines += [f"| {k} | {v} |" for k, v in sorted(counts.items())]
+    lines += [f"| done but flagged poor_fit | {len(poor)} |"]
     lines += [f"| actor restarts | {facts.restarts} |", "", f"Wall time {facts.seconds:.1f} s, throughput "
               f"{rate * 3600:.0f} items/hour ({rate:.3f}/s)."]
     if done:
@@ -164,4 +174,7 @@ def run_artifacts(rows: Sequence[IndexRow], facts: RunFacts) -> RunArtifacts:
         lines += ["", f"HTML report (thumbnails, histograms, failures): [{facts.report}]({facts.report})"]
     if facts.contact_sheet is not None:
         lines += ["", f"Contact sheet (input | reconstruction | novel views | depth): `{facts.contact_sheet}`"]
-    return RunArtifacts(counts, metrics, failures, "\n".join(lines), png)
+    if poor:
+        lines += ["", "Poor fits (done, but not to be trusted):"] + [f"- `{r['id']}`: {r['quality_reason']}"
+                                                                    for r in poor[:TOP_N]]
+    return RunArtifacts(counts, metrics, failures, poor_table, "\n".join(lines), png)

@@ -61,6 +61,8 @@ INDEX_SCHEMA = pa.schema(
         pa.field("started_at", _TS),
         pa.field("finished_at", _TS, nullable=False),
         pa.field("generator_fingerprint", pa.string()),
+        pa.field("quality", pa.string()),
+        pa.field("quality_reason", pa.string()),
     ],
     metadata={SCHEMA_VERSION_KEY: str(SCHEMA_VERSION).encode()},
 )
@@ -98,6 +100,11 @@ class IndexRow:
     generator_fingerprint: str | None = None
     """The generator's weights and kwargs (:func:`sym3dinv.generator.fingerprint.generator_fingerprint`);
     None in rows written before fingerprints were recorded. Resume, the dataset builder and the edits check it."""
+    quality: str | None = None
+    """Done rows: ``ok`` or ``poor_fit`` (:func:`sym3dinv.pipeline.quality.assess`); None for failures and
+    for rows written before the flag existed."""
+    quality_reason: str | None = None
+    """Why a ``poor_fit`` row was flagged (every threshold it crossed)."""
 
     def __post_init__(self) -> None:
         from sym3dinv.store.ids import validate_item_id
@@ -132,7 +139,8 @@ class IndexRow:
                 "yaw": self.yaw, "pitch": self.pitch, "metrics": dict(self.metrics),
                 "stage_seconds": dict(self.stage_seconds), "worker": self.worker, "code_version": self.code_version,
                 "started_at": self.started_at.isoformat() if self.started_at else None,
-                "generator_fingerprint": self.generator_fingerprint}
+                "generator_fingerprint": self.generator_fingerprint, "quality": self.quality,
+                "quality_reason": self.quality_reason}
 
     @classmethod
     def from_manifest(cls, item_id: str, item_dir: str, manifest: Mapping[str, Any]) -> IndexRow:
@@ -151,7 +159,8 @@ class IndexRow:
                    worker=row.get("worker"), code_version=row.get("code_version"), item_dir=item_dir,
                    outputs={k: v["path"] for k, v in manifest["files"].items()},
                    started_at=dt.datetime.fromisoformat(started) if started else None,
-                   generator_fingerprint=row.get("generator_fingerprint"))
+                   generator_fingerprint=row.get("generator_fingerprint"), quality=row.get("quality"),
+                   quality_reason=row.get("quality_reason"))
 
     def as_record(self) -> dict[str, object]:
         """The row as an Arrow record of :data:`INDEX_SCHEMA` (maps as key/value pairs), field by field, so a

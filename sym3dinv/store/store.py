@@ -205,6 +205,11 @@ class RunStore(StoreRoot):
         cols = ("status", "source_uri", "error_class", "error_message", "worker", "config_hash")
         return _query.failed(self.latest(cols, strict=strict, skip_unknown_versions=skip_unknown_versions))
 
+    def poor_fits(self) -> list[IndexRow]:
+        """Latest done rows flagged ``poor_fit`` (their ``quality_reason`` says why), worst input LPIPS first."""
+        rows = [r for r in self.done_rows() if r.quality == "poor_fit"]
+        return sorted(rows, key=lambda r: -(r.metrics.get("lpips_alex") or 0.0))
+
     def compact(self, *, min_parts: int = 2) -> _index.CompactResult:
         """Merge small part files; safe with concurrent readers and writers (see index.compact)."""
         return _index.compact(self, min_parts=min_parts)
