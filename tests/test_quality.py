@@ -21,7 +21,7 @@ def test_the_demo_astronaut_is_poor() -> None:
 
 
 def test_every_reason_is_named() -> None:
-    q, why = assess({"lpips_alex": 0.7, "identity": 0.1}, math.radians(70), math.radians(-40))
+    q, why = assess({"lpips_alex": 0.7, "identity": 0.05}, math.radians(70), math.radians(-40))
     assert q == POOR_FIT
     assert why is not None and [p.split()[0] for p in why.split("; ")] == ["input-view", "identity", "yaw", "pitch"]
     assert "+70.0 deg" in why and "-40.0 deg" in why

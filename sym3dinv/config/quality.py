@@ -22,9 +22,10 @@ class QualityConfig:
 
     max_input_lpips: float = 0.5
     """Input-view LPIPS-Alex above this flags the item (the reconstruction does not look like the photo)."""
-    min_identity: float = 0.3
-    """Face-embedding cosine similarity (input view) below this flags the item, where an ID model ran
-    (SFace's same-person threshold is about 0.36)."""
+    min_identity: float = 0.1
+    """Face-embedding cosine similarity (input view) below this flags the item, where an ID model ran.
+    Far below SFace's same-person threshold (about 0.36) on purpose: a photo against its own 128-px
+    reconstruction scores lower than two photos do, and cartoon inputs lower still (see docs/store.md)."""
     max_abs_yaw_deg: float = 60.0
     """Inverted camera |yaw| above this (degrees) flags the item: the edge of the generator's pose range."""
     max_abs_pitch_deg: float = 35.0
