@@ -65,11 +65,16 @@ BASE_MODES: dict[str, tuple[str, dict[str, Any]]] = {
     "spi-gt-depth": ("spi", {"stage2.warp_depth": "given"}),  # warps with the true depth of the head
 }
 """Mode name -> (InversionConfig.mode, overrides). Any name may end in ``-s2xN``: N times the preset's
-stage-2 steps (``spi-s2x4``, ``pti-s2x4``: the "more stage-2 steps" ablation, paired with PTI at as many)."""
+stage-2 steps (``spi-s2x4``, ``pti-s2x4``: the "more stage-2 steps" ablation, paired with PTI at as many),
+and any name may end in ``@PRESET`` to run that mode at another preset than ``--preset`` (``spi@instant``,
+``spi@quick``: a speed/quality frontier in one run)."""
 
 
 def mode_config(name: str, preset_name: str, seed: int, sets: dict[str, Any]) -> InversionConfig:
-    """The config of a benchmark mode: the preset, the mode's switches, ``--set`` overrides, ``-s2xN``."""
+    """The config of a benchmark mode: the preset, the mode's switches, ``--set`` overrides, ``-s2xN``,
+    ``@PRESET``."""
+    name, _, other = name.partition("@")
+    preset_name = other or preset_name
     base, _, mult = name.partition("-s2x")
     if base not in BASE_MODES or (mult and not mult.isdigit()):
         raise SystemExit(f"unknown mode {name!r}; known: {sorted(BASE_MODES)} (each optionally with -s2xN)")
@@ -141,13 +146,18 @@ class Bench:
     losses: LossFunctions
     metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     identity: bool = True
+    encoder: Any = None  # the generator's trained encoder, for modes whose preset starts from it
 
     @classmethod
     def load(cls, args: argparse.Namespace) -> Bench:
+        from sym3dinv.encoder import load_encoder_for
         from sym3dinv.metrics import lpips
 
         G = load_generator(args.generator, device=args.device)
-        return cls(G, default_losses("vgg", args.device), lambda a, b: lpips(a, b, net="alex"), args.identity)
+        sets = dict(kv.split("=", 1) for kv in args.set)
+        needs = any(mode_config(m, args.preset, args.seed, sets).stage1.init == "encoder" for m in args.modes.split(","))
+        enc = load_encoder_for(args.generator, G, args.encoder, args.device) if needs else None
+        return cls(G, default_losses("vgg", args.device), lambda a, b: lpips(a, b, net="alex"), args.identity, enc)
 
 
 def true_depth_fn(head: Head, res: int) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -178,13 +188,13 @@ def invert_one(bench: Bench, cfg: InversionConfig, head: Head, c: torch.Tensor, 
     depth_fn = true_depth_fn(head, res) if cfg.stage2.warp_depth == "given" and cfg.use_pseudo else None
     t0 = time.perf_counter()
     r = invert(bench.G, inp.as_eg3d()[0], c[0], mask=inp.face_mask[0, 0], regions=_regions(inp.landmarks[0], res),
-               config=cfg, losses=bench.losses, warp_depth_fn=depth_fn)
+               config=cfg, losses=bench.losses, warp_depth_fn=depth_fn, encoder=bench.encoder)
     seconds = time.perf_counter() - t0
     views = render_views(bench.G, r.ws, gt_cams, delta=r.delta)
     views = type(views)(*(t.cpu() for t in (views.image, views.image_raw, views.depth, views.depth_z)))
     per = view_metrics(bench, views, gt)
     m = r.metrics
-    return {"seconds": seconds, "stage1_s": r.timings["stage1"], "stage2_s": r.timings["total"] - r.timings["stage1"],
+    return {"seconds": seconds, "encoder_s": r.timings.get("encoder", 0.0), "stage1_s": r.timings["stage1"], "stage2_s": r.timings["total"] - r.timings["stage1"],
             "stage2_steps": r.stage2_steps, "input_mse": m.mse, "input_psnr": m.psnr, "input_lpips": m.lpips_alex,
             "input_ssim": m.ssim, "input_id": m.identity, "per_view": per}
 
@@ -267,6 +277,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sym.add_argument("--asymmetric", dest="heads", action="store_const", const="strong")
     ap.add_argument("--modes", default="w+,pti,spi", help=f"comma list of {', '.join(BASE_MODES)} (each +'-s2xN')")
     ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--encoder", default=None, help="encoder file for instant/quick (default: the generator's own)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, all modes")
     ap.add_argument("--min-offset", type=float, default=15.0, help="GT cameras nearer the input (deg) are not novel")
     ap.add_argument("--seed", type=int, default=0)

@@ -13,6 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.types import SecretDict
 
 from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig
+from sym3dinv.pipeline.models import require_models
 from sym3dinv.pipeline.resume import resume_fingerprint
 from sym3dinv.store import RunStore, mask_secrets
 from tasks.artifacts import publish_artifacts
@@ -58,6 +59,7 @@ def bulk_invert(
     opts = _unmask(storage_options)
     store = RunStore(out, opts)
     store.check_writable()  # configuration errors fail here, before any work
+    require_models(config)  # the encoder of instant/quick runs
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     generator = resume_fingerprint(store, config, execution)  # another generator's done rows: refused here
     items = list_inputs_task(input, opts)

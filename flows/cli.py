@@ -147,6 +147,7 @@ def invert(
     from sym3dinv.errors import ConfigError
     from sym3dinv.perf import cpu_numerics
     from sym3dinv.pipeline import list_inputs
+    from sym3dinv.pipeline.models import require_models
     from sym3dinv.pipeline.resume import resume_fingerprint
     from sym3dinv.store import RunStore, storage_options
 
@@ -155,6 +156,7 @@ def invert(
     opts = storage_options(storage.endpoint_url)
     try:
         total = len(list_inputs(input, opts))
+        require_models(config)
         resume_fingerprint(RunStore(out, opts), config, execution)  # the flow checks again; here: one clean line
         summary = _run_with_progress(total, out, opts, input=input, config=config, execution=execution)
     except ConfigError as exc:  # no images there, a bad URL, another generator's results: what to fix

@@ -25,7 +25,8 @@ from sym3dinv.config.quality import QualityConfig
 from sym3dinv.config.store import LeaseConfig
 from sym3dinv.errors import WorkerLostError
 from sym3dinv.pipeline.inputs import InputItem
-from sym3dinv.pipeline.processor import ItemProcessor, code_version, resolve_device
+from sym3dinv.pipeline.models import code_version, resolve_device
+from sym3dinv.pipeline.processor import ItemProcessor
 from sym3dinv.store import IndexRow, RunStore, failure_row
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import logging
 
 import typer
 
-from sym3dinv.cli import align, cameras, dataset, edit, generator, report, store, synthheads
+from sym3dinv.cli import align, cameras, dataset, edit, encoder, generator, report, store, synthheads
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="3D GAN inversion with a facial symmetry prior: portraits to 3D-consistent portraits and multi-view datasets.")
 app.add_typer(generator.app, name="generator")
@@ -17,6 +17,7 @@ app.add_typer(cameras.app, name="cameras")
 app.add_typer(store.app, name="store")
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(edit.app, name="edit")
+app.add_typer(encoder.app, name="encoder")
 app.command("report")(report.report)
 
 

@@ -13,6 +13,7 @@ WAvgCamera = Literal["input", "frontal"]
 PseudoDepth = Literal["current", "pivot", "given"]
 Sampling = Literal["stochastic", "deterministic"]
 Toggle = Literal["auto", "on", "off"]
+Stage1Init = Literal["w_avg", "encoder"]
 Autocast = Literal["auto", "off", "bf16", "fp16"]
 
 
@@ -66,6 +67,10 @@ class Stage1Config:
 
     steps: int = 500
     """Adam steps on ws [N, 14, 512] (METHOD.md "Stage 1": 500)."""
+    init: Stage1Init = field(default="w_avg", metadata={"hash": "non_default"})
+    """Where ws start: the camera-conditioned mean w (METHOD.md, the projector) or the trained encoder's
+    prediction for the image (``sym3dinv.encoder``; the ``instant`` and ``quick`` presets). With ``encoder``
+    and 0 steps, the encoder's answer is the pivot."""
     lr: float = 0.01
     """Peak learning rate (METHOD.md "Stage 1": 0.01)."""
     lr_rampup: float = 0.05
@@ -198,6 +203,8 @@ class InversionConfig:
             raise ConfigError(f"mode must be one of 'w+', 'pti', 'spi', got {self.mode!r}")
         if self.stage1.steps < 0 or self.stage2.steps < 0:
             raise ConfigError("step counts must be >= 0")
+        if self.stage1.init not in ("w_avg", "encoder"):
+            raise ConfigError(f"stage1.init must be 'w_avg' or 'encoder', got {self.stage1.init!r}")
         if self.stage1.camera_lr <= 0 or self.stage1.camera_sigma_deg <= 0 or self.stage1.camera_prior_weight < 0:
             raise ConfigError("stage1.camera_lr and camera_sigma_deg must be > 0, camera_prior_weight >= 0")
         if self.stage1.lr <= 0 or self.stage2.lr <= 0:

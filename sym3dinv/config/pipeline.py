@@ -49,6 +49,9 @@ class PipelineConfig:
 
     generator: str = "synthheads"
     """'synthheads' (the embedded default), or an EG3D pickle / sym3dinv checkpoint path or URL."""
+    encoder: str = field(default="", metadata={"hash": "non_default"})
+    """Encoder file for presets that start from it (stage1.init='encoder': instant, quick); empty = the
+    encoder that belongs to the generator (X_encoder.safetensors next to it; shipped for the embedded one)."""
     preset: PresetName = "paper"
     """Named inversion settings (sym3dinv/config/presets.py; speed/quality: paper > balanced > fast > cpu > smoke)."""
     mode: Mode = "spi"

@@ -6,6 +6,9 @@
 their time is in docs/performance.md (speed/quality knob: paper > balanced > fast > cpu > smoke).
 ``cpu`` is a reduced-step configuration that still shows the symmetry prior's effect on CPU with the
 embedded 128-px SynthHeads generator (losses at the generator's resolution, fewer mean-w samples).
+``instant`` is the trained encoder's answer alone (one forward pass, no optimisation; ``sym3dinv.encoder``)
+and ``quick`` starts a short stage 1 and a short SPI stage 2 from it; both need the encoder of the
+generator (``stage1.init = "encoder"``, which any preset can switch on).
 ``smoke`` is for tests and demos that only need the pipeline to run end to end.
 ``cpu-demo`` (an alias of ``cpu``) is what ``sym3dinv demo`` runs.
 
@@ -33,6 +36,16 @@ PRESETS: dict[str, InversionConfig] = {
     "cpu": InversionConfig(
         stage1=replace(Stage1Config(), steps=60, w_avg_samples=2000, lpips_resolution=128),
         stage2=replace(Stage2Config(), steps=60, lpips_resolution=128),
+    ),
+    "quick": InversionConfig(
+        stage1=replace(Stage1Config(), steps=20, init="encoder", w_avg_samples=2000, lpips_resolution=256,
+                       optimize_noise=False),
+        stage2=replace(Stage2Config(), steps=40, lpips_resolution=256),
+    ),
+    "instant": InversionConfig(
+        stage1=replace(Stage1Config(), steps=0, init="encoder", w_avg_samples=2000, lpips_resolution=256,
+                       optimize_noise=False),
+        stage2=replace(Stage2Config(), steps=0, lpips_resolution=256),
     ),
     "smoke": InversionConfig(
         stage1=replace(Stage1Config(), steps=4, w_avg_samples=200, lpips_resolution=64),

@@ -17,6 +17,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from sym3dinv.config.invert import InversionConfig
+from sym3dinv.encoder.model import TrainedEncoder, encode
 from sym3dinv.errors import ConfigError
 from sym3dinv.generator import TriPlaneGenerator
 from sym3dinv.invert.losses import LossFunctions, default_losses
@@ -115,14 +116,16 @@ def invert_batch(
     progress: Progress | None = None,
     losses: LossFunctions | None = None,
     warp_depth_fns: Sequence[DepthFn | None] | None = None,
+    encoder: TrainedEncoder | None = None,
 ) -> list[InversionResult]:
     """Invert several images: stage 1 in batches of ``config.stage1.batch_size``, stage 2 one by one.
 
     An image's result does not depend on the batch it is in (see :func:`run_stage1`), up to float rounding.
     ``warp_depth_fns``: per image, its known geometry for ``stage2.warp_depth="given"`` (benchmarks).
+    ``encoder``: the trained encoder of ``G`` that ``stage1.init="encoder"`` starts from.
     """
     return list(iter_inversions(G, images, cameras, masks=masks, regions=regions, config=config, progress=progress,
-                                losses=losses, warp_depth_fns=warp_depth_fns))
+                                losses=losses, warp_depth_fns=warp_depth_fns, encoder=encoder))
 
 
 def iter_inversions(
@@ -136,6 +139,7 @@ def iter_inversions(
     progress: Progress | None = None,
     losses: LossFunctions | None = None,
     warp_depth_fns: Sequence[DepthFn | None] | None = None,
+    encoder: TrainedEncoder | None = None,
 ) -> Iterator[InversionResult]:
     """:func:`invert_batch` yielding each image's result (in input order) as soon as its stage 2 ends.
 
@@ -146,16 +150,23 @@ def iter_inversions(
     """
     config = config or InversionConfig()
     config.validate()
+    if config.stage1.init == "encoder":
+        if encoder is None:
+            raise ConfigError("stage1.init='encoder' (the instant/quick presets) needs the generator's trained "
+                              "encoder: pass encoder=load_encoder_for(source, G)")
+        encoder.check(G)
     dev = next(G.parameters()).device
     perf = resolve(config.perf, dev)
     with device_settings(perf):  # CPU: flush denormals; CUDA: TF32 (restored afterwards)
-        yield from _invert_batch(G, images, cameras, masks, regions, config, progress, losses, dev, warp_depth_fns)
+        yield from _invert_batch(G, images, cameras, masks, regions, config, progress, losses, dev, warp_depth_fns,
+                                 encoder if config.stage1.init == "encoder" else None)
 
 
 def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: Tensor | None,
                   regions: Sequence[FaceRegions | None] | None, config: InversionConfig, progress: Progress | None,
                   losses: LossFunctions | None, dev: torch.device,
-                  warp_depth_fns: Sequence[DepthFn | None] | None = None) -> Iterator[InversionResult]:
+                  warp_depth_fns: Sequence[DepthFn | None] | None = None,
+                  encoder: TrainedEncoder | None = None) -> Iterator[InversionResult]:
     perf = resolve(config.perf, dev)
     if config.resolution != G.img_resolution:
         log.info("input resized to the generator's %d px (config.resolution=%d)", G.img_resolution, config.resolution)
@@ -174,7 +185,14 @@ def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: 
     bs = config.stage1.batch_size
     for lo in range(0, n, bs):
         gen = torch.Generator(device="cpu").manual_seed(config.seed)  # every batch draws what a lone image would
-        s1 = run_stage1(G, x[lo:lo + bs], cams[lo:lo + bs], config, losses, gen, progress)
+        t_enc = time.perf_counter()
+        init = None
+        if encoder is not None:  # the encoder's answer as the start (no gradients: it is not tuned)
+            with torch.no_grad():
+                init, _ = encode(encoder.net.to(dev), G, x[lo:lo + bs], cams[lo:lo + bs])
+        t_enc = time.perf_counter() - t_enc if encoder is not None else 0.0
+        s1 = run_stage1(G, x[lo:lo + bs], cams[lo:lo + bs], config, losses, gen, progress, init_ws=init)
+        s1_seconds = s1.seconds + t_enc
         c1 = s1.cameras if s1.cameras is not None else cams[lo:lo + bs]  # corrected by stage 1 (refine_camera)
         for j in range(s1.ws.shape[0]):
             i = lo + j
@@ -185,7 +203,7 @@ def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: 
             steps, early = 0, False
             state = G.state_dict(keep_vars=True)
             delta = {k: (v - state[k].detach()) for k, v in noise.items()}
-            if config.run_stage2:
+            if config.run_stage2 and config.stage2.steps > 0:
                 s2 = run_stage2(G, x[i:i + 1], c1[j:j + 1], ws, noise, config, losses,
                                 mask=None if m is None else m[i:i + 1], regions=regs[i], progress=progress,
                                 warp_depth_fn=depth_fns[i])
@@ -198,8 +216,8 @@ def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: 
             t2 = time.perf_counter() - t0
             yield InversionResult(
                 ws=ws, delta=delta, history=history, metrics=metrics,
-                timings={"stage1": s1.seconds / s1.ws.shape[0], "stage1_batch": s1.seconds, "stage2": t2,
-                         "total": s1.seconds / s1.ws.shape[0] + t2},
+                timings={"stage1": s1_seconds / s1.ws.shape[0], "stage1_batch": s1_seconds, "stage2": t2,
+                         "encoder": t_enc / s1.ws.shape[0], "total": s1_seconds / s1.ws.shape[0] + t2},
                 stage2_steps=steps, stopped_early=early, config=config, camera=c1[j:j + 1].cpu())
 
 
@@ -215,6 +233,7 @@ def invert(
     progress: Progress | None = None,
     losses: LossFunctions | None = None,
     warp_depth_fn: DepthFn | None = None,
+    encoder: TrainedEncoder | None = None,
 ) -> InversionResult:
     """Invert one photo ([-1, 1] RGB) seen from ``camera`` (25-d EG3D label).
 
@@ -223,6 +242,8 @@ def invert(
     ``progress(stage, step, total, losses)`` is called after every step. ``losses`` replaces the
     default LPIPS/contextual losses (tests, benchmarks). ``warp_depth_fn(cameras [V, 25]) -> z-depth
     [V, 1, r, r]``: the true geometry that ``stage2.warp_depth="given"`` warps with (benchmarks that know it).
+    ``encoder``: ``G``'s trained encoder (:func:`sym3dinv.encoder.load_encoder_for`), needed when
+    ``stage1.init="encoder"`` (``instant``, ``quick``).
     """
     x = image[None] if image.ndim == 3 else image
     if x.shape[0] != 1:
@@ -239,4 +260,4 @@ def invert(
         reg = None
     masks = None if mask is None else mask.reshape(1, *mask.shape[-2:])
     return invert_batch(G, x, c, masks=masks, regions=[reg], config=config, progress=progress, losses=losses,
-                        warp_depth_fns=[warp_depth_fn])[0]
+                        warp_depth_fns=[warp_depth_fn], encoder=encoder)[0]

@@ -74,8 +74,10 @@ def run_stage1(
     losses: LossFunctions,
     generator: torch.Generator,
     progress: Progress | None = None,
+    init_ws: Float[Tensor, "n k w"] | None = None,
 ) -> Stage1Result:
-    """Optimise one pivot per image; ``images`` are at G's output resolution, [-1, 1].
+    """Optimise one pivot per image; ``images`` are at G's output resolution, [-1, 1]. ``init_ws``: the
+    start (an encoder's prediction) instead of the camera-conditioned mean w.
 
     Random draws (mean-w latents, the per-step w noise) come from ``generator``: each image of a batch gets
     the stream a batch of one would get, so batching only changes float rounding, never an image's result.
@@ -84,7 +86,7 @@ def run_stage1(
     t0 = time.perf_counter()
     n, dev = images.shape[0], images.device
     perf = resolve(config.perf, dev)
-    ws, noise, w_std, streams = _start(G, cameras, config, generator)
+    ws, noise, w_std, streams = _start(G, cameras, config, generator, init_ws)
     delta = torch.zeros(n, 3, device=dev, requires_grad=True) if cfg.refine_camera else None
     opt = _optimizer(ws, noise, delta, cfg)
     wm, target = _targets(images, cameras, config)
@@ -161,8 +163,8 @@ def _step_cameras(cameras: Tensor, delta: Tensor | None, mirrored: bool) -> Tens
 
 
 def _start(G: TriPlaneGenerator, cameras: Tensor, config: InversionConfig, generator: torch.Generator,
-           ) -> tuple[Tensor, dict[str, Tensor], Tensor, list[torch.Generator]]:
-    """The starting point of a batch: W+ at the camera-conditioned mean w (trainable), per-image normalised
+           init_ws: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor], Tensor, list[torch.Generator]]:
+    """The starting point of a batch: W+ at the camera-conditioned mean w or ``init_ws`` (trainable), per-image normalised
     copies of the noise buffers (trainable, when optimised), w_std, and one random stream per image."""
     cfg = config.stage1
     n, dev = cameras.shape[0], cameras.device
@@ -171,7 +173,10 @@ def _start(G: TriPlaneGenerator, cameras: Tensor, config: InversionConfig, gener
     # per-image copies of the generator's state: image i's w noise is what it would draw alone
     streams = [generator] + [torch.Generator(device=generator.device).set_state(generator.get_state())
                              for _ in range(n - 1)]
-    ws = w_avg.repeat(1, G.num_ws, 1).clone().requires_grad_(True)  # [N, K, W] W+ from the mean
+    if init_ws is not None and init_ws.shape != (n, G.num_ws, G.w_dim):
+        raise ValueError(f"init_ws must be [{n}, {G.num_ws}, {G.w_dim}], got {tuple(init_ws.shape)}")
+    start = w_avg.repeat(1, G.num_ws, 1) if init_ws is None else init_ws.detach().to(dev, w_avg.dtype)
+    ws = start.clone().requires_grad_(True)  # [N, K, W] W+ from the mean (or the encoder's answer)
     noise: dict[str, Tensor] = {}
     if cfg.optimize_noise:
         for k, b in noise_buffers(G).items():  # per-image copies [N, 1, r, r], normalised like the projector

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig, RenderSpec
 from sym3dinv.pipeline.inputs import IMAGE_EXTENSIONS, InputItem, list_inputs, shards, unreadable_id
-from sym3dinv.pipeline.processor import ItemProcessor, code_version, load_losses, resolve_device
+from sym3dinv.pipeline.models import code_version, load_losses, resolve_device
+from sym3dinv.pipeline.processor import ItemProcessor
 
 __all__ = [
     "IMAGE_EXTENSIONS",

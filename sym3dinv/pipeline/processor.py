@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib
 import logging
 import os
 import socket
@@ -25,9 +24,10 @@ import numpy as np
 
 from sym3dinv.batching import is_out_of_memory, run_splitting
 from sym3dinv.camera_check import known_label
-from sym3dinv.config.pipeline import DEFAULT_LOSSES, PipelineConfig
+from sym3dinv.config.pipeline import PipelineConfig
 from sym3dinv.errors import ConfigError, ItemError, OutOfMemoryItemError, StoreError, is_oom_message
 from sym3dinv.pipeline.inputs import InputItem
+from sym3dinv.pipeline.models import code_version, load_encoder, load_losses
 from sym3dinv.pipeline.quality import QualityConfig, assess, camera_angles
 from sym3dinv.store.leases import LeaseKeeper, leased_row
 from sym3dinv.store.schema import IndexRow, Status, failure_row, utcnow
@@ -39,40 +39,6 @@ if TYPE_CHECKING:
     from sym3dinv.store import RunStore
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(num_gpus: float, cuda_available: bool | None = None) -> str:
-    """``cuda`` when GPUs were requested and CUDA works here, else ``cpu`` (logged, not an error)."""
-    if cuda_available is None:
-        import torch
-
-        cuda_available = torch.cuda.is_available()
-    if num_gpus > 0 and cuda_available:
-        return "cuda"
-    if num_gpus > 0:
-        log.warning("%s GPU(s) requested but CUDA is not available; running on CPU", num_gpus)
-    return "cpu"
-
-
-def code_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("sym3dinv")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-def load_losses(spec: str) -> Any:
-    """The loss set a :class:`PipelineConfig` names: None for ``lpips`` (the inversion builds METHOD.md's
-    LPIPS + contextual losses itself), else ``module:function()`` imported here, on the worker."""
-    if spec == DEFAULT_LOSSES:
-        return None
-    module, _, name = spec.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)()
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"losses {spec!r}: cannot import it on this worker ({exc})") from exc
 
 
 Progress = Callable[[str, int, int, Mapping[str, float]], None]
@@ -111,6 +77,7 @@ class ItemProcessor:
         self.storage_options = dict(storage_options or {})
         self.G = generator.to(self.device) if generator is not None else load_generator(config.generator, device=device)
         self.fingerprint = generator_fingerprint(self.G)  # once per worker; in every row and manifest it writes
+        self.encoder = load_encoder(config, self.G, self.device)  # once, next to G (None unless the preset needs it)
         self.losses = losses if losses is not None else load_losses(config.losses)
         self._aligner: Callable[..., Any] | None = None
         self._hash = config.config_hash
@@ -318,7 +285,8 @@ class ItemProcessor:
             masks = torch.stack([F.interpolate(torch.as_tensor(np.asarray(r.mask), dtype=torch.float32)[None, None],
                                                size=(res_px, res_px), mode="nearest")[0, 0] for r in batch])
         results = iter_inversions(self.G, xs, cams, masks=masks, regions=[r.regions for r in batch],
-                                  config=self.config.inversion, progress=progress, losses=self.losses)
+                                  config=self.config.inversion, progress=progress, losses=self.losses,
+                                  encoder=self.encoder)
         with contextlib.closing(results):
             for j, (r, res) in enumerate(zip(batch, results, strict=True)):
                 rows[r.pos] = self._write(r, xs[j:j + 1], res, store, worker)
