@@ -55,7 +55,7 @@ def test_file_round_trip_and_generator_check(tmp_path: Path) -> None:
     enc = load_encoder(path, G)
     x, c = torch.rand(2, 3, 32, 32), camera_label(torch.tensor([0.2, -0.2]))
     with torch.no_grad():
-        assert torch.equal(enc.net(x, c).offsets, net(x, c).offsets)
+        torch.testing.assert_close(enc.net(x, c).offsets, net(x, c).offsets, rtol=2e-2, atol=2e-3)  # float16 on disk
     assert enc.config == TOY and enc.metadata["train_config"] == '{"steps": 3}'
     other = make_tiny(1)
     with pytest.raises(EncoderMismatchError, match=generator_fingerprint(G)[:12]) as err:
