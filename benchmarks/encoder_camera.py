@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     enc = load_encoder_for(args.generator, G, args.encoder)
     grid = [(math.radians(float(y)), math.radians(float(p))) for y in args.yaws.split(",") for p in args.pitches.split(",")]
     labels = camera_label(torch.tensor([g[0] for g in grid]), torch.tensor([g[1] for g in grid]))
-    truth, est_enc, est_mp, enc_s = [], [], [], 0.0
+    truth, est_enc, est_mp, enc_s, mp_s = [], [], [], 0.0, 0.0
     aligner = None
     if not args.no_aligner:
         from sym3dinv.align import FaceAligner
@@ -83,11 +83,14 @@ def main(argv: list[str] | None = None) -> dict:
             if aligner is not None:
                 from sym3dinv.errors import ItemError
 
+                img = to_uint8(r.rgb[i])
+                t1 = time.perf_counter()
                 try:
-                    f = aligner.align(to_uint8(r.rgb[i]))
+                    f = aligner.align(img)
                     est_mp.append((f.yaw, f.pitch))
                 except ItemError:
                     est_mp.append((math.nan, math.nan))
+                mp_s += time.perf_counter() - t1
     if aligner is not None:
         aligner.close()
     t = np.degrees(np.array(truth))
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     if est_mp:
         m = np.degrees(np.array(est_mp)) - t
         bias = float(np.nanmean(m[:, 1]))
-        out["aligner"] = {"detected": int(np.isfinite(m[:, 0]).sum()), "yaw": buckets(t[:, 0], m[:, 0]),
+        out["aligner"] = {"ms_per_image": 1000 * mp_s / len(truth), "detected": int(np.isfinite(m[:, 0]).sum()), "yaw": buckets(t[:, 0], m[:, 0]),
                           "pitch": buckets(t[:, 0], m[:, 1] - bias), "pitch_bias_deg": bias}
     print(json.dumps(out, indent=1))
     return out

@@ -40,9 +40,9 @@ def test_export_is_bound_to_the_generator(tmp_path: Path) -> None:
 
 
 def test_toy_training_loss_falls(tmp_path: Path) -> None:
-    """Every term on, 30 steps: the loss of two held-out batches (the same before and after) falls."""
+    """Every term on, 10 steps: the loss of two held-out batches (the same before and after) falls."""
     G = make_tiny(0)
-    cfg = replace(RECIPE, steps=30, image_phase_start=0, lr=1e-3, lpips_net="alex")
+    cfg = replace(RECIPE, steps=10, image_phase_start=0, lr=1e-3, warmup=1, lpips_net="alex")
     tr = EncoderTrainer(G, cfg)
     held = [tr.source.batch(10_000 + k) for k in range(2)]
 
@@ -52,23 +52,23 @@ def test_toy_training_loss_falls(tmp_path: Path) -> None:
             return sum(float(sum(tr.losses(b).values())) for b in held)
 
     before = held_loss()
-    rows = [tr.train_step() for _ in range(30)]
+    rows = [tr.train_step() for _ in range(10)]
     assert {"ws", "mse", "lpips", "novel", "camera", "total"} == set(rows[0])
     assert held_loss() < 0.95 * before
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     G = make_tiny(0)
-    cfg = replace(RECIPE, steps=12, image_phase_start=8, lpips_net="alex")
+    cfg = replace(RECIPE, steps=8, image_phase_start=6, lpips_net="alex")
     train_encoder(G, cfg, tmp_path / "whole")
-    train_encoder(G, cfg, tmp_path / "parts", stop_at=7)
-    assert torch.load(tmp_path / "parts" / CHECKPOINT, weights_only=True)["step"] == 7
+    train_encoder(G, cfg, tmp_path / "parts", stop_at=5)
+    assert torch.load(tmp_path / "parts" / CHECKPOINT, weights_only=True)["step"] == 5
     train_encoder(G, cfg, tmp_path / "parts")
     a = load_encoder(tmp_path / "whole" / "encoder.safetensors").net.state_dict()
     b = load_encoder(tmp_path / "parts" / "encoder.safetensors").net.state_dict()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
-    assert [r["step"] for r in _log(tmp_path / "parts")] == list(range(12))
+    assert [r["step"] for r in _log(tmp_path / "parts")] == list(range(8))
     with pytest.raises(EncoderMismatchError):  # the checkpoint belongs to generator 0
         EncoderTrainer(make_tiny(1), cfg).load(tmp_path / "parts" / CHECKPOINT)
     with pytest.raises(ConfigError, match="another training config"):
@@ -94,3 +94,25 @@ def test_synthheads_share_renders_heads_composited_on_grey(tmp_path: Path) -> No
     assert not torch.equal(b.inputs[2:], b.targets[2:])  # the background was replaced on the encoder's side
     assert torch.equal(src.batch(3).inputs, b.inputs)  # a step's batch is a function of the step
     assert src.batch(4, images=False).novel_targets is None
+
+
+def test_cli_trains_resumes_and_refuses_a_bad_generator(tmp_path: Path, tiny_checkpoint: str) -> None:
+    from typer.testing import CliRunner
+
+    from sym3dinv.cli import app
+
+    out = tmp_path / "enc"
+    args = ["encoder", "train", str(out), "--generator", tiny_checkpoint, "--steps", "3", "--batch", "2",
+            "--threads", "1", "--set", "image_phase_start=2", "--set", "encoder.resolution=32",
+            "--set", "encoder.channels=[8,8,16]", "--set", "encoder.feature=16", "--set", "encoder.w_avg_samples=64"]
+    runner = CliRunner()
+    first = runner.invoke(app, [*args, "--stop-at", "2"])
+    assert first.exit_code == 0, first.output
+    assert torch.load(out / CHECKPOINT, weights_only=True)["step"] == 2
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0 and "encoder.safetensors" in done.output
+    enc = load_encoder(out / "encoder.safetensors", make_tiny(0))
+    assert enc.metadata["step"] == "3" and enc.config.resolution == 32
+    assert [r["step"] for r in _log(out)] == [0, 1, 2]
+    bad = runner.invoke(app, ["encoder", "train", str(tmp_path / "x"), "--generator", str(tmp_path / "none.pkl")])
+    assert bad.exit_code == 2 and "error:" in bad.output
