@@ -72,8 +72,8 @@ def test_missing_encoder_names_the_file_and_the_command(tmp_path: Path) -> None:
         encoder_path(str(gen))
     msg = str(err.value)
     assert str(tmp_path / "mine_encoder.safetensors") in msg and "sym3dinv encoder train OUT --generator" in msg
-    with pytest.raises(ModelNotFoundError, match="synthheads_v2_encoder.safetensors"):
-        encoder_path("synthheads-v2")
+    with pytest.raises(ModelNotFoundError, match="default_G_encoder.safetensors"):
+        encoder_path("synthheads-v1")  # v1 ships no encoder (v2's does: tests/encoder/test_shipped.py)
     with pytest.raises(ModelNotFoundError, match="explicit"):
         encoder_path("synthheads", tmp_path / "nope.safetensors")
     with pytest.raises(ModelNotFoundError, match="not a local"):
