@@ -7,6 +7,7 @@ the ``w`` fitted to that seed's frontal world render (``sym3dinv edit build-attr
 25 steps, the v1 attribute set shipped until 2026-12-04; pass it with ``--v1-set``), so its side views
 show what v1 makes of a frontal fit.
 
+    git show 1bb673e:sym3dinv/edit/data/synthheads_attributes.npz > v1_attributes.npz  # the v1 set
     OMP_NUM_THREADS=1 python benchmarks/v1_vs_v2_picture.py --v1-set v1_attributes.npz \
         --out docs/synthheads/v1_vs_v2.png
 """
