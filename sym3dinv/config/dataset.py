@@ -116,8 +116,9 @@ class DatasetConfig:
     """Side of depth/alpha maps; None = the generator's neural rendering resolution (free: the RGB pass's own
     depth and opacity); another value adds a geometry-only volume-rendering pass. Masks/alpha PNGs are
     resampled to the RGB size (nerfstudio requires it); depth PNGs stay at this size."""
-    mask_threshold: float = 0.9
-    """mask = alpha > this. The embedded SynthHeads generator wraps heads in dark fog of opacity 0.5-0.8."""
+    mask_threshold: float = 0.85
+    """mask = alpha > this. The embedded SynthHeads generators wrap heads in dark fog (background opacity
+    median about 0.5); 0.85 gives the best IoU with the world's head mask for v2 (docs/datasets.md)."""
     depth_unit: float = 1e-3
     """Depth PNG value = z / depth_unit (nerfstudio's default ``depth_unit_scale_factor`` is 1e-3)."""
     mesh: bool = False

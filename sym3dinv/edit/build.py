@@ -189,7 +189,7 @@ def build_attribute_set(
     meta = {"method": method, "steps": steps, "resolution": resolution, "generator": generator,
             "camera": "frontal (yaw 0, pitch 0)", "seconds": round(time.perf_counter() - t0, 1),
             "machine": f"{platform.machine()} {platform.processor() or platform.platform()}",
-            "torch_threads": torch.get_num_threads(), "latent": "w [w_dim]" if method == "fit" else "w+ [num_ws, w_dim]"}
+            "torch_threads": torch.get_num_threads(), "latent": "w+ [num_ws, w_dim]" if method == "invert" else "w [w_dim]"}
     return AttributeSet(seeds=np.asarray(seeds, dtype=np.int64), latents=np.concatenate(latents).astype(np.float32),
                         attribute_names=names, attributes=np.array([[g[k] for k in names] for g in gts]),
                         meter_names=METERS, meters=np.array([[m[k] for k in METERS] for m in meters]), meta=meta)

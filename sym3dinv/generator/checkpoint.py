@@ -49,7 +49,7 @@ RESERVED_METADATA = ("format", "version", "init_kwargs")
 MAX_SAFETENSORS_HEADER = 100 << 20  # bytes; real headers are a few kB
 EMBEDDED_FILES = {"synthheads-v1": "default_G", "synthheads-v2": "synthheads_v2"}
 """Embedded generators by name -> file stem under ``sym3dinv/synthheads/weights/``."""
-DEFAULT_EMBEDDED = "synthheads-v1"
+DEFAULT_EMBEDDED = "synthheads-v2"
 """What ``None`` / ``"synthheads"`` / ``"default"`` load."""
 DEFAULT_NAMES = ("synthheads", "default")
 Format = Literal["eg3d-pickle", "safetensors", "torch-zip", "unknown"]

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from sym3dinv.cli import app
 from sym3dinv.cli.dataset import parse_edits, parse_range
+from tests.dataset.helpers import synth_ws
 
 
 def test_parsers() -> None:
@@ -27,7 +28,8 @@ def test_parsers() -> None:
 
 
 def test_cli_build_with_orbit_mesh_and_edit(synth_store: str, tmp_path: Path) -> None:
-    d = np.zeros((10, 512), np.float32)
+    num_ws = synth_ws((0,))[0].shape[0]  # the embedded default's W+ depth (v1 10, v2 12)
+    d = np.zeros((num_ws, 512), np.float32)
     d[:4] = np.random.default_rng(0).normal(size=512).astype(np.float32) * 0.5  # coarse layers only
     np.save(tmp_path / "shape.npy", d)
     out = tmp_path / "ds"

@@ -39,7 +39,7 @@ def test_shipped_set_is_small_and_matches_the_world(aset) -> None:  # noqa: ANN0
         gt = gt_attributes(int(aset.seeds[i]))
         assert np.allclose([gt[k] for k in aset.attribute_names], aset.attributes[i])
     assert aset.meter_names == METERS and np.isfinite(aset.meters).all()
-    assert aset.meta["method"] == "fit" and aset.meta["generator"] == "synthheads"
+    assert aset.meta["method"] == "codes" and aset.meta["generator"] == "synthheads-v2"
 
 
 def test_meters_track_ground_truth_on_generator_renders(aset) -> None:  # noqa: ANN001
@@ -72,13 +72,15 @@ def test_learned_edits_change_their_own_attribute_most(aset, G) -> None:  # noqa
     assert hair["hair_lightness"] > 0.2, report
     assert hair["hair_lightness"] > 3 * abs(hair["face_width"]), report
     assert all(hair["hair_lightness"] > 1.5 * abs(v) for m, v in hair.items() if m != "hair_lightness"), report
-    # and vice versa: face width moves the width meter, hair colour much less
-    assert width["face_width"] > 0.15, report
+    # and vice versa: face width moves the width meter, hair colour much less. Thresholds are about half
+    # of what synthheads-v2 measures on these 4 identities (width 0.11, parting 0.21 std per unit; v1
+    # had 0.33 and 0.43 but coupled more: v2's rows are cleaner, so the ratios are 3, not 1 and 1.5)
+    assert width["face_width"] > 0.05, report
     assert width["face_width"] > 3 * abs(width["hair_lightness"]), report
-    assert all(width["face_width"] > abs(v) for m, v in width.items() if m != "face_width"), report
+    assert all(width["face_width"] > 3 * abs(v) for m, v in width.items() if m != "face_width"), report
     # a geometric, asymmetric attribute the default generator encodes well: the side parting
-    assert part["parting_side"] > 0.2, report
-    assert all(part["parting_side"] > 1.5 * abs(v) for m, v in part.items() if m != "parting_side"), report
+    assert part["parting_side"] > 0.1, report
+    assert all(part["parting_side"] > 3 * abs(v) for m, v in part.items() if m != "parting_side"), report
 
 
 def test_generator_render_of_a_latent_reads_like_its_identity(aset, G) -> None:  # noqa: ANN001, N803
