@@ -217,7 +217,8 @@ def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: 
             yield InversionResult(
                 ws=ws, delta=delta, history=history, metrics=metrics,
                 timings={"stage1": s1_seconds / s1.ws.shape[0], "stage1_batch": s1_seconds, "stage2": t2,
-                         "encoder": t_enc / s1.ws.shape[0], "total": s1_seconds / s1.ws.shape[0] + t2},
+                         "total": s1_seconds / s1.ws.shape[0] + t2,
+                         **({"encoder": t_enc / s1.ws.shape[0]} if encoder is not None else {})},
                 stage2_steps=steps, stopped_early=early, config=config, camera=c1[j:j + 1].cpu())
 
 
