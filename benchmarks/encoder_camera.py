@@ -4,7 +4,8 @@ Held-out synthheads-eval identities (never seen in training), rendered at 256 px
 grey background at every yaw x pitch of a grid. The aligner gets the 256-px render (it detects, crops and
 estimates, as on a photo; its pitch is reported after removing its mean bias, as ``sym3dinv align evaluate``
 does); the encoder gets the render area-resized to its 128-px input (the framing an aligned crop has) and
-its (yaw, pitch) head is read, raw. Errors in degrees per |yaw| bucket; prints one JSON object.
+its (yaw, pitch) head is read, raw. Errors in degrees per |yaw| bucket, and each image's signed (yaw, pitch)
+errors in ``rows``; prints one JSON object.
 
     .venv/bin/python benchmarks/encoder_camera.py --identities 6 --generator synthheads-v2
 """
@@ -30,6 +31,7 @@ def buckets(true_yaw: np.ndarray, err: np.ndarray) -> dict[str, dict[str, float]
     """Mean and max |error| per |yaw| bucket (0-15, 15-30, 30-45, 45-60 deg) and over all."""
     out = {}
     edges = ((0, 15), (15, 30), (30, 45), (45, 60.01))
+    true_yaw = np.round(true_yaw, 4)  # 15 deg through radians is 14.999999...: bucket it as 15
     for lo, hi in edges:
         sel = (np.abs(true_yaw) >= lo) & (np.abs(true_yaw) < hi) & np.isfinite(err)
         if sel.any():
@@ -107,6 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
         bias = float(np.nanmean(m[:, 1]))
         out["aligner"] = {"ms_per_image": 1000 * mp_s / len(truth), "detected": int(np.isfinite(m[:, 0]).sum()), "yaw": buckets(t[:, 0], m[:, 0]),
                           "pitch": buckets(t[:, 0], m[:, 1] - bias), "pitch_bias_deg": bias}
+    out["rows"] = [{"yaw": float(t[i, 0]), "pitch": float(t[i, 1]), "encoder_err": [float(v) for v in e[i]],
+                    **({"aligner_err": [float(v) for v in m[i]]} if est_mp else {})} for i in range(len(t))]
     print(json.dumps(out, indent=1))
     return out
 
