@@ -53,7 +53,8 @@ class PipelineConfig:
     """Encoder file for presets that start from it (stage1.init='encoder': instant, quick); empty = the
     encoder that belongs to the generator (X_encoder.safetensors next to it; shipped for the embedded one)."""
     preset: PresetName = "paper"
-    """Named inversion settings (sym3dinv/config/presets.py; speed/quality: paper > balanced > fast > cpu > smoke)."""
+    """Named inversion settings (sym3dinv/config/presets.py; speed/quality: paper > balanced > fast > cpu > smoke;
+    instant and quick start from the trained encoder, docs/encoder.md)."""
     mode: Mode = "spi"
     """spi (symmetry prior), pti (pivotal tuning) or w+ (latent only)."""
     overrides: tuple[tuple[str, Any], ...] = ()
