@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 from pathlib import Path
 from typing import Any
+
+from _novel_view_report import _mean  # benchmarks/ is on sys.path when a script runs
 
 from sym3dinv.metrics.stats import paired_bootstrap
 
@@ -46,11 +47,6 @@ METRICS = {
     "novel_lpips": lambda r: r["novel_lpips"],
     "novel_psnr": lambda r: r["novel_psnr"],
 }
-
-
-def _mean(vals: list[Any]) -> float | None:
-    v = [float(x) for x in vals if x is not None and math.isfinite(float(x))]
-    return statistics.fmean(v) if v else None
 
 
 def frontier(files: list[Path], reference: str, resamples: int = 10_000) -> dict[str, Any]:

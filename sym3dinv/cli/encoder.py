@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
@@ -27,18 +26,15 @@ def train(
 ) -> None:
     """Train (or resume) the encoder of GENERATOR on its own samples (+ SynthHeads renders when it ships
     identity codes); the result is OUT/encoder.safetensors, bound to that generator's fingerprint."""
-    import torch
-
     from sym3dinv.encoder.data import build_bank
     from sym3dinv.encoder.train import train_encoder
     from sym3dinv.errors import Sym3dInvError
     from sym3dinv.generator import load_generator
     from sym3dinv.generator.checkpoint import embedded_name
+    from sym3dinv.perf import cpu_numerics
     from sym3dinv.synthheads.codes import embedded_codes
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    torch.set_flush_denormal(True)
-    torch.set_num_threads(max(1, threads))
+    cpu_numerics(max(1, threads))
     try:
         G = load_generator(generator)
         bank = None

@@ -236,8 +236,8 @@ class InversionConfig:
 
     @property
     def run_stage2(self) -> bool:
-        """Stage 2 runs in ``pti`` and ``spi``."""
-        return self.mode != "w+"
+        """Stage 2 runs in ``pti`` and ``spi``, when it has steps (``instant`` has none)."""
+        return self.mode != "w+" and self.stage2.steps > 0
 
     @property
     def use_pseudo(self) -> bool:

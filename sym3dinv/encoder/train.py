@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sym3dinv.cameras import camera_label
 from sym3dinv.config.core import to_dict
 from sym3dinv.config.encoder import EncoderTrainConfig
 from sym3dinv.encoder.data import Batch, SampleSource, SynthHeadsBank
@@ -60,10 +61,8 @@ class EncoderTrainer:
         self.lpips = LPIPS(cfg.lpips_net).requires_grad_(False)
         self.step = 0
         self.fingerprint = generator_fingerprint(G)
-        c0 = torch.zeros(1, 25)
-        c0[0, :16] = torch.eye(4).flatten()
         gen = torch.Generator().manual_seed(cfg.encoder.w_avg_seed)
-        _, w_std = mean_w(G, c0, cfg.encoder.w_avg_samples, gen)
+        _, w_std = mean_w(G, camera_label(0.0, 0.0).reshape(1, 25), cfg.encoder.w_avg_samples, gen)
         self.w_std = float(w_std[0])
 
     def images_on(self, step: int) -> bool:

@@ -185,12 +185,12 @@ def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: 
     bs = config.stage1.batch_size
     for lo in range(0, n, bs):
         gen = torch.Generator(device="cpu").manual_seed(config.seed)  # every batch draws what a lone image would
-        t_enc = time.perf_counter()
-        init = None
+        init, t_enc = None, 0.0
         if encoder is not None:  # the encoder's answer as the start (no gradients: it is not tuned)
+            t_e = time.perf_counter()
             with torch.no_grad():
                 init, _ = encode(encoder.net.to(dev), G, x[lo:lo + bs], cams[lo:lo + bs])
-        t_enc = time.perf_counter() - t_enc if encoder is not None else 0.0
+            t_enc = time.perf_counter() - t_e
         s1 = run_stage1(G, x[lo:lo + bs], cams[lo:lo + bs], config, losses, gen, progress, init_ws=init)
         s1_seconds = s1.seconds + t_enc
         c1 = s1.cameras if s1.cameras is not None else cams[lo:lo + bs]  # corrected by stage 1 (refine_camera)
@@ -203,7 +203,7 @@ def _invert_batch(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, masks: 
             steps, early = 0, False
             state = G.state_dict(keep_vars=True)
             delta = {k: (v - state[k].detach()) for k, v in noise.items()}
-            if config.run_stage2 and config.stage2.steps > 0:
+            if config.run_stage2:
                 s2 = run_stage2(G, x[i:i + 1], c1[j:j + 1], ws, noise, config, losses,
                                 mask=None if m is None else m[i:i + 1], regions=regs[i], progress=progress,
                                 warp_depth_fn=depth_fns[i])
