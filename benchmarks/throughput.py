@@ -42,11 +42,12 @@ from sym3dinv.cameras import camera_label
 from sym3dinv.config.invert import InversionConfig, PerformanceConfig
 from sym3dinv.config.presets import preset
 from sym3dinv.generator import TriPlaneGenerator, load_generator
+from sym3dinv.generator.latents import mean_w
 from sym3dinv.invert.api import input_view_metrics
 from sym3dinv.invert.losses import LossFunctions, default_losses
 from sym3dinv.invert.pseudo import FaceRegions
 from sym3dinv.invert.render import synthesize, tuned_tensors
-from sym3dinv.invert.stage1 import mean_w, run_stage1
+from sym3dinv.invert.stage1 import run_stage1
 from sym3dinv.invert.stage2 import run_stage2
 from sym3dinv.perf import no_grad_render, resolve
 

@@ -175,6 +175,32 @@ class Stage2Config:
 
 
 @dataclass(frozen=True)
+class GroupConfig:
+    """Joint inversion of several photos of one person into one head (:func:`sym3dinv.invert.invert_group`).
+
+    Not in METHOD.md (single-image); the mirror and warp terms are the method's, applied to every photo.
+    """
+
+    offset_layers: int = 4
+    """Per-photo offsets on the last this many ws (the high-resolution tri-plane layers and the
+    super-resolution's w: texture and fine detail, for expression and lighting), on top of the shared
+    pivot. 0: every photo has exactly the shared ws. A group of one has none (they would duplicate the pivot)."""
+    offset_weight: float = 1.0
+    """Weight of the offsets' prior: mean squared offset in units of the mean-w spread (w_std), per photo,
+    added to that photo's stage-1 loss (LPIPS is ~0.1-0.5), so offsets stay small."""
+    cross_warp: bool = True
+    """Stage-2 pseudo labels from the other photos: each photo warped by depth into the nearby views of
+    every other photo, next to that photo's own warp (``spi`` with ``stage2.warp`` only)."""
+    cross_warp_weight: float = 0.1
+    """Loss weight per cross-photo warped view (as ``stage2.warp_weight`` for a photo's own warps)."""
+    conflict_threshold: float = 0.25
+    """A cross-warped pixel is dropped where it disagrees with the current render of that view by more than
+    this (mean abs channel error in [-1, 1] units): where photos conflict (expression, lighting, an
+    occlusion) the disagreeing pixels go, as the mirror branch drops asymmetric ones
+    (``stage2.asymmetry_threshold``)."""
+
+
+@dataclass(frozen=True)
 class InversionConfig:
     """One inversion; ``mode`` switches the baselines on the same code path (METHOD.md "Baselines")."""
 
@@ -195,6 +221,8 @@ class InversionConfig:
     """Ray sampling of every render during inversion; ``deterministic`` makes runs repeatable."""
     perf: PerformanceConfig = field(default_factory=PerformanceConfig, metadata={"hash": False})
     """Speed switches (same function within tolerance; see docs/performance.md)."""
+    group: GroupConfig = field(default=GroupConfig(), metadata={"hash": "non_default"})
+    """Joint inversion of a group of photos (:func:`sym3dinv.invert.invert_group`); unused by single photos."""
 
     def validate(self) -> None:
         from sym3dinv.errors import ConfigError
@@ -217,6 +245,10 @@ class InversionConfig:
             raise ConfigError(f"lpips_net must be 'vgg' or 'alex', got {self.lpips_net!r}")
         if self.sampling not in ("stochastic", "deterministic"):
             raise ConfigError(f"sampling must be 'stochastic' or 'deterministic', got {self.sampling!r}")
+        g = self.group
+        if g.offset_layers < 0 or g.offset_weight < 0 or g.cross_warp_weight < 0 or g.conflict_threshold <= 0:
+            raise ConfigError("group.offset_layers, offset_weight and cross_warp_weight must be >= 0, "
+                              "conflict_threshold > 0")
         p = self.perf
         for name in ("unfused_modconv", "channels_last", "tf32", "compile", "cuda_graphs"):
             if getattr(p, name) not in ("auto", "on", "off"):

@@ -105,6 +105,16 @@ def input_view_metrics(render: Tensor, image: Tensor, losses: LossFunctions) -> 
                        identity=opt(losses.identity))
 
 
+def check_encoder(config: InversionConfig, encoder: TrainedEncoder | None, G: TriPlaneGenerator) -> None:
+    """The config is valid, and an encoder start has ``G``'s own encoder."""
+    config.validate()
+    if config.stage1.init == "encoder":
+        if encoder is None:
+            raise ConfigError("stage1.init='encoder' (the instant/quick presets) needs the generator's trained "
+                              "encoder: pass encoder=load_encoder_for(source, G)")
+        encoder.check(G)
+
+
 def invert_batch(
     G: TriPlaneGenerator,
     images: Float[Tensor, "n 3 h w"],
@@ -149,12 +159,7 @@ def iter_inversions(
     exhaust it) to restore the process-wide device settings it holds.
     """
     config = config or InversionConfig()
-    config.validate()
-    if config.stage1.init == "encoder":
-        if encoder is None:
-            raise ConfigError("stage1.init='encoder' (the instant/quick presets) needs the generator's trained "
-                              "encoder: pass encoder=load_encoder_for(source, G)")
-        encoder.check(G)
+    check_encoder(config, encoder, G)
     dev = next(G.parameters()).device
     perf = resolve(config.perf, dev)
     with device_settings(perf):  # CPU: flush denormals; CUDA: TF32 (restored afterwards)

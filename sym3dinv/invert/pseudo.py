@@ -43,6 +43,19 @@ class FaceRegions:
         return FaceRegions(boxes=tuple(boxes))
 
 
+def _warp_to_views(view_cams: Tensor, view_depth: Tensor, image: Tensor, camera: Tensor, input_depth: Tensor,
+                   mask: Tensor | None, tolerance: float, res: int, z_depth: bool) -> tuple[Tensor, Tensor]:
+    """The input warped into each view by depth (constants: no gradient) and where it is valid."""
+    v = view_cams.shape[0]
+    with torch.no_grad():
+        tz = view_depth.detach() if z_depth else ray_distance_to_z(view_depth.detach(), view_cams)
+        sz = (input_depth.detach() if z_depth else ray_distance_to_z(input_depth.detach(), camera)).expand(v, -1, -1, -1)
+        w = backward_warp(image.expand(v, -1, -1, -1), camera.expand(v, -1), tz, view_cams, source_depth_z=sz,
+                          source_mask=None if mask is None else mask.expand(v, -1, -1, -1),
+                          tolerance=tolerance, resolution=res)
+    return w.image, w.valid
+
+
 def warp_pseudo_loss(
     renders: Float[Tensor, "v 3 h w"],
     view_cams: Float[Tensor, "v 25"],
@@ -61,20 +74,40 @@ def warp_pseudo_loss(
     Depths are EG3D ray distances, converted to true z here (``z_depth``: they are true z-depths already,
     as the caller's known geometry of ``warp_depth="given"`` is); the depths are treated as constants.
     """
-    v, res = renders.shape[0], renders.shape[-1]
-    with torch.no_grad():
-        tz = view_depth.detach() if z_depth else ray_distance_to_z(view_depth.detach(), view_cams)
-        sz = (input_depth.detach() if z_depth else ray_distance_to_z(input_depth.detach(), camera)).expand(v, -1, -1, -1)
-        w = backward_warp(image.expand(v, -1, -1, -1), camera.expand(v, -1), tz, view_cams, source_depth_z=sz,
-                          source_mask=None if mask is None else mask.expand(v, -1, -1, -1),
-                          tolerance=tolerance, resolution=res)
-    m = w.valid.to(renders.dtype)
-    return perceptual(renders * m, w.image), w.valid
+    warped, valid = _warp_to_views(view_cams, view_depth, image, camera, input_depth, mask, tolerance,
+                                   renders.shape[-1], z_depth)
+    m = valid.to(renders.dtype)
+    return perceptual(renders * m, warped), valid
+
+
+def cross_warp_loss(
+    renders: Float[Tensor, "v 3 h w"],
+    view_cams: Float[Tensor, "v 25"],
+    view_depth: Float[Tensor, "v 1 r r"],
+    image: Float[Tensor, "1 3 h w"],
+    camera: Float[Tensor, "1 25"],
+    input_depth: Float[Tensor, "1 1 r r"],
+    mask: Float[Tensor, "1 1 h w"] | None,
+    perceptual: PairLoss,
+    tolerance: float,
+    conflict_threshold: float,
+    *,
+    z_depth: bool = False,
+) -> tuple[Float[Tensor, " v"], Bool[Tensor, "v 1 h w"]]:
+    """:func:`warp_pseudo_loss` for another photo of the same person warped into this photo's nearby views,
+    with conflicts filtered: a visible pixel is kept only where the warped photo agrees with the current
+    render of that view (:func:`asymmetry_mask`'s test). Photos of one person differ in expression,
+    lighting and occlusions; where they do, the other photo is no label for this view."""
+    warped, valid = _warp_to_views(view_cams, view_depth, image, camera, input_depth, mask, tolerance,
+                                   renders.shape[-1], z_depth)
+    keep = valid & asymmetry_mask(renders, warped, conflict_threshold)
+    m = keep.to(renders.dtype)
+    return perceptual(renders * m, warped * m), keep
 
 
 def asymmetry_mask(
-    mirror_render: Float[Tensor, "1 3 h w"], flipped_input: Float[Tensor, "1 3 h w"], threshold: float
-) -> Bool[Tensor, "1 1 h w"]:
+    mirror_render: Float[Tensor, "n 3 h w"], flipped_input: Float[Tensor, "n 3 h w"], threshold: float
+) -> Bool[Tensor, "n 1 h w"]:
     """Pixels kept by the mirror branch: the flipped input agrees with the mirror-view render (mean abs
     channel error <= threshold). Where a face is asymmetric (a parting, a mole, one-sided light) the
     flipped photo contradicts what the 3D head, fitted to the input view, shows there, so those pixels go."""

@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from sym3dinv.cameras import camera_label, mirror_label
+from sym3dinv.cameras import mirror_label
 from sym3dinv.config.invert import InversionConfig, Stage1Config
 from sym3dinv.generator import TriPlaneGenerator
-from sym3dinv.generator.latents import mean_w
 from sym3dinv.invert.camera_refine import camera_prior, refine_labels
+from sym3dinv.invert.latents import Latents, start_latents
 from sym3dinv.invert.losses import LossFunctions, fixed_target_loss, set_loss_memory_format
 from sym3dinv.invert.mirror import flip, mirror_weights
 from sym3dinv.invert.render import area_resize, synthesize
@@ -33,23 +33,18 @@ from sym3dinv.perf import autocast, compile_with_fallback, resolve
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int, dict[str, float]], None]
-NOISE_PREFIX = "backbone.synthesis."
 
 
 @dataclass(frozen=True)
 class Stage1Result:
     """Pivots of a batch."""
 
-    ws: Float[Tensor, "n k w"]
-    noise: dict[str, Tensor]  # state-dict name -> per-image noise [N, r, r]; empty when not optimised
+    ws: Float[Tensor, "n k w"]  # each image's pivot (a group's photos: the shared pivot + the photo's offset)
+    noise: dict[str, Tensor]  # state-dict name -> per-pivot noise [p, r, r] (p = 1 for a group); empty when not optimised
     history: tuple[dict[str, float], ...]  # per step, batch means
     seconds: float
     cameras: Float[Tensor, "n 25"] | None = None  # the corrected cameras (refine_camera), else the inputs
-
-
-def noise_buffers(G: TriPlaneGenerator) -> dict[str, Tensor]:
-    """The backbone's ``noise_const`` buffers (the super-resolution's are unused: its noise mode is none)."""
-    return {NOISE_PREFIX + k: b for k, b in G.backbone.synthesis.named_buffers() if k.endswith("noise_const")}
+    pivot: Float[Tensor, "p k w"] | None = None  # the optimised pivots without offsets (a group's shared one)
 
 
 def noise_regularizer(noise: dict[str, Tensor]) -> Float[Tensor, " n"]:
@@ -75,20 +70,24 @@ def run_stage1(
     generator: torch.Generator,
     progress: Progress | None = None,
     init_ws: Float[Tensor, "n k w"] | None = None,
+    *,
+    shared: bool = False,
 ) -> Stage1Result:
     """Optimise one pivot per image; ``images`` are at G's output resolution, [-1, 1]. ``init_ws``: the
     start (an encoder's prediction) instead of the camera-conditioned mean w.
 
     Random draws (mean-w latents, the per-step w noise) come from ``generator``: each image of a batch gets
     the stream a batch of one would get, so batching only changes float rounding, never an image's result.
+    ``shared``: the images are photos of one person with one pivot (:mod:`.latents`); the loss is the sum
+    of every photo's input and mirror terms, and the result holds each photo's ws (pivot + its offset).
     """
     cfg = config.stage1
     t0 = time.perf_counter()
     n, dev = images.shape[0], images.device
     perf = resolve(config.perf, dev)
-    ws, noise, w_std, streams = _start(G, cameras, config, generator, init_ws)
+    lat = start_latents(G, cameras, config, generator, init_ws, shared=shared)
     delta = torch.zeros(n, 3, device=dev, requires_grad=True) if cfg.refine_camera else None
-    opt = _optimizer(ws, noise, delta, cfg)
+    opt = _optimizer(lat, delta, cfg)
     wm, target = _targets(images, cameras, config)
     mirrored = wm is not None
     set_loss_memory_format(losses, perf.channels_last)
@@ -101,56 +100,50 @@ def run_stage1(
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg.steps, g["base_lr"], cfg.lr_rampup, cfg.lr_rampdown)
         cams = _step_cameras(cameras, delta, mirrored)
-        sigma = (w_std * noise_scale_at(step, cfg.steps, cfg.noise_scale, cfg.noise_ramp)).reshape(n, 1, 1)
-        eps = torch.stack([torch.randn(ws.shape[1:], generator=g, device=g.device) for g in streams]).to(dev)
-        ws_in = ws + eps * sigma
-        tensors = dict(noise)
-        planes_batch = None
-        if mirrored:  # the mirror view shares the latent: with share_planes its tri-planes are computed once
+        ws_in = lat.step_ws(noise_scale_at(step, cfg.steps, cfg.noise_scale, cfg.noise_ramp))
+        if mirrored:  # the mirror view shares the latent
             ws_in = torch.cat((ws_in, ws_in))
-            if perf.share_planes:
-                planes_batch = n
-            else:
-                tensors = {k: torch.cat((v, v)) for k, v in noise.items()}
-        out = synthesize(G, ws_in, cams, tensors=tensors, sampling=config.sampling,
-                         fused_modconv=perf.fused_modconv, precision=perf.precision, planes_batch=planes_batch)
+        # with share_planes the tri-planes of each distinct latent are computed once and tiled
+        planes_batch = lat.distinct if perf.share_planes and lat.distinct < ws_in.shape[0] else None
+        out = synthesize(G, ws_in, cams, tensors=lat.render_noise(ws_in.shape[0], planes_batch),
+                         sampling=config.sampling, fused_modconv=perf.fused_modconv, precision=perf.precision,
+                         planes_batch=planes_batch)
         with autocast(perf):
             dist = perceptual(area_resize(out.image, target.shape[-1])).float()  # [N] or [2N]
         rec = dist[:n]
-        loss_i = rec.clone()
+        loss_i = rec.clone() + lat.prior()
         rec_m = torch.zeros_like(rec)
         if wm is not None:
             rec_m = dist[n:]
             loss_i = loss_i + wm * rec_m
-        reg = noise_regularizer(noise) if noise else torch.zeros_like(rec)
+        reg = noise_regularizer(lat.noise) if lat.noise else torch.zeros_like(rec)
         if delta is not None:
             loss_i = loss_i + cfg.camera_prior_weight * camera_prior(delta, cfg.camera_sigma_deg)
-        loss = (loss_i + cfg.noise_reg_weight * reg).sum()  # sum: independent images keep their own scale
+        loss = loss_i.sum() + cfg.noise_reg_weight * reg.sum()  # sum: independent images keep their own scale
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        with torch.no_grad():  # projector: keep noise buffers zero-mean, unit-variance per image
-            for v in noise.values():
-                v -= v.mean(dim=(1, 2, 3), keepdim=True)
-                v /= v.square().mean(dim=(1, 2, 3), keepdim=True).sqrt()
+        lat.normalise_noise()
         rec_stats = {"lpips": float(rec.detach().mean()), "mirror_lpips": float(rec_m.detach().mean()),
                      "noise_reg": float(reg.detach().mean()), "loss": float(loss_i.detach().mean()),
                      "lr": float(opt.param_groups[0]["lr"])}
         if delta is not None:
             rec_stats["camera_delta_deg"] = float(torch.rad2deg(delta.detach()).abs().mean())
+        if lat.offsets is not None:
+            rec_stats["offset_prior"] = float(lat.prior().detach().mean())
         history.append(rec_stats)
         if progress is not None:
             progress("stage1", step, cfg.steps, rec_stats)
-    noise_out = {k: v.detach()[:, 0] for k, v in noise.items()}
+    noise_out = {k: v.detach()[:, 0] for k, v in lat.noise.items()}
     final = cameras if delta is None else refine_labels(cameras, delta).detach()
-    return Stage1Result(ws=ws.detach(), noise=noise_out, history=tuple(history), seconds=time.perf_counter() - t0,
-                        cameras=final)
+    return Stage1Result(ws=lat.final_ws(), noise=noise_out, history=tuple(history), seconds=time.perf_counter() - t0,
+                        cameras=final, pivot=lat.base.detach())
 
 
-def _optimizer(ws: Tensor, noise: dict[str, Tensor], delta: Tensor | None, cfg: Stage1Config) -> torch.optim.Adam:
-    """Adam on ws and noise (``lr``) and, when refining, the camera corrections (``camera_lr``); each group's
+def _optimizer(lat: Latents, delta: Tensor | None, cfg: Stage1Config) -> torch.optim.Adam:
+    """Adam on the latents (``lr``) and, when refining, the camera corrections (``camera_lr``); each group's
     ``base_lr`` follows the same warm-up / ramp-down."""
-    groups: list[dict] = [{"params": [ws, *noise.values()], "base_lr": cfg.lr}]
+    groups: list[dict] = [{"params": lat.params(), "base_lr": cfg.lr}]
     if delta is not None:
         groups.append({"params": [delta], "base_lr": cfg.camera_lr})
     return torch.optim.Adam(groups, betas=(0.9, 0.999), lr=cfg.lr)
@@ -160,30 +153,6 @@ def _step_cameras(cameras: Tensor, delta: Tensor | None, mirrored: bool) -> Tens
     """This step's render cameras: the (corrected) inputs, then, with the mirror term, their mirrors ([2N])."""
     cams = cameras if delta is None else refine_labels(cameras, delta)
     return torch.cat((cams, mirror_label(cams))) if mirrored else cams
-
-
-def _start(G: TriPlaneGenerator, cameras: Tensor, config: InversionConfig, generator: torch.Generator,
-           init_ws: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor], Tensor, list[torch.Generator]]:
-    """The starting point of a batch: W+ at the camera-conditioned mean w or ``init_ws`` (trainable), per-image normalised
-    copies of the noise buffers (trainable, when optimised), w_std, and one random stream per image."""
-    cfg = config.stage1
-    n, dev = cameras.shape[0], cameras.device
-    c_avg = cameras if cfg.w_avg_camera == "input" else camera_label(0.0, 0.0).to(dev).expand(n, -1)
-    w_avg, w_std = mean_w(G, c_avg, cfg.w_avg_samples, generator)
-    # per-image copies of the generator's state: image i's w noise is what it would draw alone
-    streams = [generator] + [torch.Generator(device=generator.device).set_state(generator.get_state())
-                             for _ in range(n - 1)]
-    if init_ws is not None and init_ws.shape != (n, G.num_ws, G.w_dim):
-        raise ValueError(f"init_ws must be [{n}, {G.num_ws}, {G.w_dim}], got {tuple(init_ws.shape)}")
-    start = w_avg.repeat(1, G.num_ws, 1) if init_ws is None else init_ws.detach().to(dev, w_avg.dtype)
-    ws = start.clone().requires_grad_(True)  # [N, K, W] W+ from the mean (or the encoder's answer)
-    noise: dict[str, Tensor] = {}
-    if cfg.optimize_noise:
-        for k, b in noise_buffers(G).items():  # per-image copies [N, 1, r, r], normalised like the projector
-            x = b.detach().reshape(1, 1, *b.shape).repeat(n, 1, 1, 1)
-            mean, std = x.mean(dim=(1, 2, 3), keepdim=True), x.std(dim=(1, 2, 3), keepdim=True)  # per image
-            noise[k] = ((x - mean) / std).requires_grad_(True)
-    return ws, noise, w_std, streams
 
 
 def _targets(images: Tensor, cameras: Tensor, config: InversionConfig) -> tuple[Tensor | None, Tensor]:

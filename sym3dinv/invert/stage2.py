@@ -329,13 +329,15 @@ def run_stage2(
 
 def _prepare(G: TriPlaneGenerator, image: Tensor, camera: Tensor, ws: Tensor, tensors: dict[str, Tensor],
              config: InversionConfig, perf: ResolvedPerf, losses: LossFunctions, mask: Tensor | None,
-             regions: FaceRegions | None, warp_depth_fn: DepthFn | None = None) -> _Step:
-    """The shared state of one image's tuning: cameras, loss on the input view, the frozen depths."""
+             regions: FaceRegions | None, warp_depth_fn: DepthFn | None = None,
+             step_cls: type[_Step] | None = None) -> _Step:
+    """The shared state of one image's tuning: cameras, loss on the input view, the frozen depths.
+    ``step_cls``: a subclass of :class:`_Step` (a group's member, :mod:`.group_stage2`)."""
     cfg = config.stage2
     views = _Views.around(camera, cfg, config.use_pseudo)
     res = min(cfg.lpips_resolution, image.shape[-1])
-    step = _Step(G, image, camera, ws, tensors, cfg, perf, config.sampling, losses, views, mask, regions,
-                 input_view_loss=None, res=res, warp_depth_fn=warp_depth_fn)
+    step = (step_cls or _Step)(G, image, camera, ws, tensors, cfg, perf, config.sampling, losses, views, mask,
+                               regions, input_view_loss=None, res=res, warp_depth_fn=warp_depth_fn)
     step.freeze_depths()
     set_loss_memory_format(losses, perf.channels_last)
     # the input-view target never changes: its LPIPS features are computed once (perf switch)

@@ -11,10 +11,11 @@ import torch
 
 from sym3dinv.cameras import camera_label, mirror_label
 from sym3dinv.config.invert import InversionConfig, Stage1Config
+from sym3dinv.generator.latents import mean_w
 from sym3dinv.invert import invert
 from sym3dinv.invert.camera_refine import camera_error_deg, camera_prior, refine_labels
 from sym3dinv.invert.render import synthesize
-from sym3dinv.invert.stage1 import _step_cameras, mean_w, run_stage1
+from sym3dinv.invert.stage1 import _step_cameras, run_stage1
 from tests.plugin import make_tiny
 
 TRUE = (0.35, 0.05)
