@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from sym3dinv.config.pipeline import RenderSpec
 from sym3dinv.pipeline import GroupProcessor, list_items
 from sym3dinv.store import RunStore, Status
@@ -41,7 +39,6 @@ def test_a_group_none_of_whose_photos_is_usable_fails_with_its_members_rows(tmp_
 
 
 def test_a_corrupt_member_is_dropped_and_the_group_goes_on(tmp_path: Path) -> None:
-    pytest.importorskip("sym3dinv.invert.group", reason="invert_group lands on main with issue 19's library part")
     root = make_group_folder(tmp_path / "in", {"alice": 2}, corrupt=("alice",))
     (item,) = list_items(str(root), group_by="folder")
     assert len(item.members) == 3

@@ -139,10 +139,10 @@ class GroupProcessor(ItemProcessor):
         """Render the group's head at the configured views and at every member's camera; commit; its done row."""
         t = g.seconds()
         t1 = time.perf_counter()
-        views, names = self._render(g)
+        renders = self._render(g)
         t["render"] = time.perf_counter() - t1
         t["total"] = sum(v for k, v in t.items() if k in (*_PREP_STAGES, "render")) + float(g.res.timings.get("total", 0))
-        camera = [float(v) for v in g.res.cameras[0].reshape(-1)]  # the reference view: member 0's
+        camera = [float(v) for v in g.res.camera.reshape(-1)]  # the reference view: member 0's
         metrics = _floats(g.res.metrics)
         yaw, pitch = camera_angles(camera)
         quality, reason = assess(metrics, yaw, pitch, self.quality)
@@ -162,7 +162,7 @@ class GroupProcessor(ItemProcessor):
             w.write_input(_to_uint8(g.xs[0]))
             for k in range(len(g.ready)):
                 w.write_input(_to_uint8(g.xs[k]), member=k)
-            for name, img, dz in zip(names, views.image, views.depth_z, strict=True):
+            for name, img, dz in renders:
                 w.write_render(name, _to_uint8(img))
                 if self.config.render.depth:
                     w.write_depth(name, dz[0].float().cpu().numpy())
@@ -172,20 +172,24 @@ class GroupProcessor(ItemProcessor):
         assert committed is not None  # the writer commits on normal exit
         return replace(row, attempt=committed.attempt, item_dir=committed.item_dir, outputs=dict(committed.outputs))
 
-    def _render(self, g: _GroupRun) -> tuple[Any, list[str]]:
-        """The group's head (shared pivot + delta) at the configured views, at member 0's camera (``input``,
-        as a single photo's) and at each member's own camera (``input-<k>``)."""
+    def _render(self, g: _GroupRun) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """(name, image, depth) of the group's head: the shared pivot at the configured views, and each
+        member's own latent (pivot + offset, ``member_ws``) at its camera (``input-<k>``: what its metrics
+        measure); member 0's is also ``input``, the reference view a single photo's item has."""
         import torch
 
         from sym3dinv.cameras import camera_label
         from sym3dinv.invert import render_views
 
-        member_cams = g.res.cameras.reshape(-1, 25).float().cpu()
-        cams = torch.cat([torch.stack([camera_label(y, p) for y, p in self.config.render.views]).reshape(-1, 25).float(),
-                          member_cams[:1], member_cams])
-        views = render_views(self.G, g.res.ws, cams.to(self.device), delta=g.res.delta or None)
-        names = [*self.config.render.names(), INPUT_VIEW, *(member_view(k) for k in range(len(g.ready)))]
-        return views, names
+        delta = g.res.delta or None
+        cams = torch.stack([camera_label(y, p) for y, p in self.config.render.views]).reshape(-1, 25).float()
+        views = render_views(self.G, g.res.ws, cams.to(self.device), delta=delta)
+        out = list(zip(self.config.render.names(), views.image, views.depth_z, strict=True))
+        member_cams = g.res.cameras.reshape(-1, 25).float()
+        for k in range(len(g.ready)):
+            v = render_views(self.G, g.res.member_ws[k:k + 1], member_cams[k:k + 1].to(self.device), delta=delta)
+            out += [*([(INPUT_VIEW, v.image[0], v.depth_z[0])] if k == 0 else []), (member_view(k), v.image[0], v.depth_z[0])]
+        return out
 
     def _dropped_from_manifest(self, item: InputItem, store: RunStore, adopted: IndexRow) -> list[IndexRow]:
         """The dropped members' failure rows an adopted attempt recorded (its run may have died before

@@ -7,8 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from flows.bulk_invert import bulk_invert
 from sym3dinv.config.dataset import CameraSpec, DatasetConfig
 from sym3dinv.config.pipeline import ExecutionConfig, RenderSpec
@@ -17,7 +15,6 @@ from tests.plugin import make_group_folder, tiny_pipeline
 
 
 def test_folder_of_groups_runs_resumes_and_grows(tmp_path: Path, tiny_checkpoint: str, ray_local: None) -> None:
-    pytest.importorskip("sym3dinv.invert.group", reason="invert_group lands on main with issue 19's library part")
     root = make_group_folder(tmp_path / "in", {"alice": 2, "bob": 1}, corrupt=("alice",))
     out = str(tmp_path / "store")
     config = tiny_pipeline(tiny_checkpoint, render=RenderSpec(views=((0.0, 0.0), (0.4, 0.0)), depth=False),
@@ -58,3 +55,27 @@ def test_folder_of_groups_runs_resumes_and_grows(tmp_path: Path, tiny_checkpoint
     assert ds.identities == 1  # one identity per group
     manifest = json.loads((tmp_path / "ds" / "manifests" / f"{alice.id}.json").read_text())
     assert manifest["group"] == {"name": "alice", "photos": list(alice.members_used)}
+
+
+def test_invert_command_takes_the_group_options(tmp_path: Path, tiny_checkpoint: str) -> None:
+    """``sym3dinv invert --group-by folder`` / ``--group-map FILE``: a bad value or file is one clear line and
+    exit status 2 before any work."""
+    from typer.testing import CliRunner
+
+    from flows.cli import invert
+    from sym3dinv.cli import app
+
+    if not any(c.name == "invert" for c in app.registered_commands):
+        app.command("invert")(invert)
+    root = make_group_folder(tmp_path / "in", {"ann": 1})
+    (tmp_path / "map.csv").write_text("path,group\nann/photo0.png,ann\nann/missing.png,ann\n")
+    out = tmp_path / "store"
+    base = ["invert", str(root), "--out", str(out), "--generator", tiny_checkpoint, "--preset", "smoke"]
+    cases = [(["--group-map", str(tmp_path / "map.csv")], "1 path(s) are not images of"),
+             (["--group-map", str(tmp_path / "nope.csv")], "cannot read it"),
+             (["--group-by", "person"], "person"),
+             (["--group-by", "folder", "--group-map", str(tmp_path / "map.csv")], "not both")]
+    for extra, words in cases:
+        r = CliRunner().invoke(app, [*base, *extra], env={"COLUMNS": "300"})
+        assert r.exit_code == 2 and words in r.output, (extra, r.output)
+    assert not (out / "index").exists()  # nothing was written
