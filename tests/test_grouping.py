@@ -64,7 +64,7 @@ def test_group_map_csv_and_parquet(tmp_path: Path) -> None:
     items = list_items(str(root), group_map=str(csv))
     groups = {i.group: i for i in items if i.is_group}
     assert {k: len(g.members) for k, g in groups.items()} == {"ann": 2, "ben": 2}  # p1 is in both groups
-    assert groups["ann"].uri == f"{csv}#ann"
+    assert groups["ann"].uri == f"{csv}#ann"  # the map file's absolute path and the group's name
     assert [Path(i.uri).name for i in items if not i.is_group] == ["p3.png"]  # not in the map: its own item
     parquet = tmp_path / "groups.parquet"
     pq.write_table(pa.table({"path": ["p1.png", "p2.png", "sub/p4.png"], "group": ["ann", "ann", "ben"],

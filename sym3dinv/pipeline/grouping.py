@@ -88,6 +88,7 @@ def _by_map(listing: Listing, group_map: str, storage_options: Mapping[str, Any]
             ) -> dict[str, list[tuple[str, str]]]:
     """Filesystem path -> [(group name, group uri)] from the mapping file (errors: see the module doc)."""
     rows = read_group_map(group_map, storage_options)
+    where = _full_uri(group_map, storage_options)
     known = {path for path, _ in listing.files}
     out: dict[str, list[tuple[str, str]]] = {}
     unknown: list[str] = []
@@ -96,7 +97,7 @@ def _by_map(listing: Listing, group_map: str, storage_options: Mapping[str, Any]
         if path not in known:
             unknown.append(raw)
             continue
-        entry = (name, f"{group_map}#{name}")
+        entry = (name, f"{where}#{name}")
         if entry not in out.setdefault(path, []):
             out[path].append(entry)
     if unknown:
@@ -105,6 +106,13 @@ def _by_map(listing: Listing, group_map: str, storage_options: Mapping[str, Any]
         raise ConfigError(f"group map {group_map}: {len(unknown)} path(s) are not images of {listing.source}: {shown} "
                           f"(a path is relative to {listing.root} or absolute)")
     return out
+
+
+def _full_uri(url: str, storage_options: Mapping[str, Any] | None) -> str:
+    """``url`` as an absolute path (local files) or a full URL: a group's ``source_uri`` names its map file."""
+    fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+    proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return path if proto in ("file", "local") else f"{proto}://{path}"
 
 
 def _resolve(raw: str, root: str) -> str:
