@@ -25,7 +25,7 @@ from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig
 from sym3dinv.config.quality import QualityConfig
 from sym3dinv.config.store import LeaseConfig
 from sym3dinv.errors import WorkerLostError
-from sym3dinv.pipeline.groups import GroupProcessor
+from sym3dinv.pipeline.groups import GroupProcessor, with_group
 from sym3dinv.pipeline.inputs import InputItem
 from sym3dinv.pipeline.models import code_version, resolve_device
 from sym3dinv.store import IndexRow, RunStore, failure_row
@@ -174,10 +174,10 @@ class ActorPool:
                             log.warning("item %s lost with its worker (attempt %d); retrying", item.id, attempt)
                             queue.append((item, attempt + 1))
                             continue
-                        got.append(failure_row(item.id, WorkerLostError(
+                        got.append(with_group(failure_row(item.id, WorkerLostError(
                             f"the worker died {attempt + 1} times while processing this item ({type(exc).__name__})"),
                             config_hash=self.config.config_hash, attempt=attempt, source_uri=item.uri,
-                            size=item.size, code_version=code_version()))
+                            size=item.size, code_version=code_version()), item))
                 except BaseException:  # a store failure: keep the load counts right, then fail the shard
                     self._done(idx, actor, lost=False)
                     raise

@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 
 from sym3dinv.config.pipeline import RenderSpec
+from sym3dinv.errors import WorkerLostError
 from sym3dinv.pipeline import GroupProcessor, list_items
-from sym3dinv.store import RunStore, Status
+from sym3dinv.pipeline.groups import with_group
+from sym3dinv.store import RunStore, Status, failure_row
 from tests.plugin import make_group_folder, make_tiny, tiny_pipeline
 
 
@@ -36,6 +38,10 @@ def test_a_group_none_of_whose_photos_is_usable_fails_with_its_members_rows(tmp_
     assert all(r.status is Status.FAILED and r.error_class == "decode_error" and r.group_name == "carl"
                for r in members)
     assert {r.source_uri for r in members} == {m.uri for m in item.members}
+    lost = with_group(failure_row(item.id, WorkerLostError("died"), config_hash="h"), item)  # the pool's row
+    assert lost.members == group.members and lost.members_used is None and lost.group_name == "carl"
+    single = failure_row(members[0].id, WorkerLostError("died"), config_hash="h")
+    assert with_group(single, item.members[0]) is single
 
 
 def test_a_corrupt_member_is_dropped_and_the_group_goes_on(tmp_path: Path) -> None:

@@ -114,8 +114,7 @@ class GroupProcessor(ItemProcessor):
 
     @staticmethod
     def _group_fields(row: IndexRow, item: InputItem, used: Sequence[_Ready]) -> IndexRow:
-        return replace(row, group_name=item.group, members=tuple(m.id for m in item.members),
-                       members_used=tuple(r.item.id for r in used))
+        return with_group(row, item, [r.item.id for r in used])
 
     def _invert(self, item: InputItem, ready: list[_Ready], dropped: list[IndexRow], store: RunStore,
                 worker: str | None, progress: Progress | None, started: dt.datetime, t0: float) -> IndexRow:
@@ -223,6 +222,15 @@ class _GroupRun:
         used = [{"k": k, "id": r.item.id, "uri": r.item.uri, "camera": cams[k], "metrics": _floats(m)}
                 for k, (r, m) in enumerate(zip(self.ready, self.res.member_metrics, strict=True))]
         return {"name": self.item.group, "members": used, "dropped": [_dropped_meta(r) for r in self.dropped]}
+
+
+def with_group(row: IndexRow, item: InputItem, used: Sequence[str] | None = None) -> IndexRow:
+    """``row`` (of ``item``) with its group columns: name, all members, the members ``used`` (None: not known,
+    e.g. the worker was lost). A single photo's row is returned as it is."""
+    if not item.is_group:
+        return row
+    return replace(row, group_name=item.group, members=tuple(m.id for m in item.members),
+                   members_used=None if used is None else tuple(used))
 
 
 def _floats(metrics: Any) -> dict[str, float]:

@@ -117,7 +117,8 @@ class IndexRow:
     None for every other row."""
     members_used: tuple[str, ...] | None = None
     """A group's row: the members its inversion used, in the order of its ``input-<k>`` files; the others
-    were dropped (each has a failure row of its own). Empty in the failed row of a group none was left of."""
+    were dropped (each has a failure row of its own). Empty in the failed row of a group none was left of;
+    None when not known (a group's ``worker_lost`` row) and for every row that is not a group's."""
 
     def __post_init__(self) -> None:
         from sym3dinv.store.ids import validate_item_id
