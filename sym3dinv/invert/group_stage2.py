@@ -21,7 +21,7 @@ from torch import Tensor
 from sym3dinv.config.invert import GroupConfig, InversionConfig
 from sym3dinv.generator import SynthesisOutput, TriPlaneGenerator
 from sym3dinv.invert.losses import LossFunctions
-from sym3dinv.invert.pseudo import FaceRegions, cross_warp_loss
+from sym3dinv.invert.pseudo import FaceRegions, WarpSource, cross_warp_loss
 from sym3dinv.invert.render import synthesize
 from sym3dinv.invert.stage1 import Progress
 from sym3dinv.invert.stage2 import DepthFn, Stage2Result, _add, _overlap, _prepare, _Step
@@ -54,24 +54,21 @@ class _MemberStep(_Step):
         return loss
 
     def _cross_term(self, out: SynthesisOutput, lo: int, a: int, b: int, stats: dict[str, Tensor]) -> Tensor:
-        """Warp views [a, b) of ``cams``: every other photo warped into each, conflicts dropped."""
+        """Warp views [a, b) of ``cams``: the other photos warped into each, conflicts dropped, one label per view."""
         cfg, n_w = self.cfg, self.views.n_w
         if cfg.warp_depth in ("pivot", "given"):
             assert self.warp_pivot_depth is not None
             v_depth = self.warp_pivot_depth[a - 1:b - 1]
         else:
             v_depth = out.image_depth[a - lo:b - lo]
-        total = out.image.new_zeros(())
-        for peer, depth in zip(self.peers, self.peer_depths, strict=True):
-            with autocast(self.perf):
-                per_view, kept = cross_warp_loss(out.image[a - lo:b - lo], self.views.warp[a - 1:b - 1], v_depth,
-                                                 peer.image, peer.camera, depth, peer.mask, self.losses.perceptual,
-                                                 cfg.visibility_tolerance, self.group.conflict_threshold,
-                                                 z_depth=cfg.warp_depth == "given")
-            total = total + per_view.float().sum()
-            share = (b - a) / (n_w * len(self.peers))
-            _add(stats, "cross_warp", per_view.detach().float().sum() / (n_w * len(self.peers)))
-            _add(stats, "cross_kept", kept.float().mean() * share)
+        sources = [WarpSource(p.image, p.camera, d, p.mask) for p, d in zip(self.peers, self.peer_depths, strict=True)]
+        with autocast(self.perf):
+            per_view, kept = cross_warp_loss(out.image[a - lo:b - lo], self.views.warp[a - 1:b - 1], v_depth, sources,
+                                             self.losses.perceptual, cfg.visibility_tolerance,
+                                             self.group.conflict_threshold, z_depth=cfg.warp_depth == "given")
+        total = per_view.float().sum()
+        _add(stats, "cross_warp", per_view.detach().float().sum() / n_w)
+        _add(stats, "cross_kept", kept.float().mean() * ((b - a) / n_w))
         return self.group.cross_warp_weight * total
 
 

@@ -80,29 +80,47 @@ def warp_pseudo_loss(
     return perceptual(renders * m, warped), valid
 
 
+@dataclass(frozen=True)
+class WarpSource:
+    """Another photo of the same person as a warp source: image, camera, depth at that camera, face mask."""
+
+    image: Float[Tensor, "1 3 h w"]
+    camera: Float[Tensor, "1 25"]
+    depth: Float[Tensor, "1 1 r r"]
+    mask: Float[Tensor, "1 1 h w"] | None = None
+
+
 def cross_warp_loss(
     renders: Float[Tensor, "v 3 h w"],
     view_cams: Float[Tensor, "v 25"],
     view_depth: Float[Tensor, "v 1 r r"],
-    image: Float[Tensor, "1 3 h w"],
-    camera: Float[Tensor, "1 25"],
-    input_depth: Float[Tensor, "1 1 r r"],
-    mask: Float[Tensor, "1 1 h w"] | None,
+    sources: Sequence[WarpSource],
     perceptual: PairLoss,
     tolerance: float,
     conflict_threshold: float,
     *,
     z_depth: bool = False,
 ) -> tuple[Float[Tensor, " v"], Bool[Tensor, "v 1 h w"]]:
-    """:func:`warp_pseudo_loss` for another photo of the same person warped into this photo's nearby views,
-    with conflicts filtered: a visible pixel is kept only where the warped photo agrees with the current
-    render of that view (:func:`asymmetry_mask`'s test). Photos of one person differ in expression,
-    lighting and occlusions; where they do, the other photo is no label for this view."""
-    warped, valid = _warp_to_views(view_cams, view_depth, image, camera, input_depth, mask, tolerance,
-                                   renders.shape[-1], z_depth)
-    keep = valid & asymmetry_mask(renders, warped, conflict_threshold)
-    m = keep.to(renders.dtype)
-    return perceptual(renders * m, warped * m), keep
+    """:func:`warp_pseudo_loss` for the other photos of the same person warped into this photo's nearby
+    views, with conflicts filtered: a visible pixel of a source is kept only where it agrees with the
+    current render of that view (:func:`asymmetry_mask`'s test). Photos of one person differ in expression,
+    lighting and occlusions; where they do, that photo is no label for this view. The kept sources are
+    averaged into one label per view, so the loss costs one LPIPS per view however many photos there are
+    (a group's time stays linear in its photos). Returns the per-view loss and where any source was kept."""
+    res = renders.shape[-1]
+    total = torch.zeros_like(renders)
+    count = renders.new_zeros(renders.shape[0], 1, res, res)
+    with torch.no_grad():
+        for src in sources:
+            warped, valid = _warp_to_views(view_cams, view_depth, src.image, src.camera, src.depth, src.mask,
+                                           tolerance, res, z_depth)
+            keep = (valid & asymmetry_mask(renders, warped, conflict_threshold)).to(renders.dtype)
+            total += warped * keep
+            count += keep
+        label = total / count.clamp(min=1.0)
+    kept = count > 0
+    m = kept.to(renders.dtype)
+    return perceptual(renders * m, label), kept
 
 
 def asymmetry_mask(

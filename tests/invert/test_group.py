@@ -15,7 +15,7 @@ from sym3dinv.config.presets import preset
 from sym3dinv.encoder import encode
 from sym3dinv.errors import ConfigError
 from sym3dinv.invert import invert, invert_group, render_views
-from sym3dinv.invert.pseudo import cross_warp_loss
+from sym3dinv.invert.pseudo import WarpSource, cross_warp_loss
 from tests.invert.test_encoder_init import _encoder
 from tests.plugin import make_cheap_losses
 
@@ -162,11 +162,14 @@ def test_cross_warp_drops_conflicting_pixels(tiny_factory) -> None:
     def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (a - b).abs().mean(dim=(1, 2, 3))
 
-    loss, kept = cross_warp_loss(render, c, depth, image, c, depth, None, l1, tolerance=0.05,
-                                 conflict_threshold=0.25)
-    _, all_valid = cross_warp_loss(image, c, depth, image, c, depth, None, l1, tolerance=0.05,
-                                   conflict_threshold=0.25)
+    src = WarpSource(image, c, depth)
+    loss, kept = cross_warp_loss(render, c, depth, [src], l1, tolerance=0.05, conflict_threshold=0.25)
+    _, all_valid = cross_warp_loss(image, c, depth, [src], l1, tolerance=0.05, conflict_threshold=0.25)
     assert float(all_valid.float().mean()) > 0.9
     assert not bool(kept[..., 45:75, 45:75].any())  # the conflict is gone
     assert float(kept.float().mean()) > 0.6
     assert float(loss) < 0.02
+    # a second source that agrees everywhere: its pixels fill the conflict, and the label is their mean
+    loss2, kept2 = cross_warp_loss(render, c, depth, [src, WarpSource(render, c, depth)], l1, tolerance=0.05,
+                                   conflict_threshold=0.25)
+    assert float(kept2.float().mean()) > float(kept.float().mean()) and float(loss2) < 0.02
