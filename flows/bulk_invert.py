@@ -62,7 +62,7 @@ def bulk_invert(
     require_models(config)  # the encoder of instant/quick runs
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     generator = resume_fingerprint(store, config, execution)  # another generator's done rows: refused here
-    items = list_inputs_task(input, opts)
+    items = list_inputs_task(input, opts, config.group_by, config.group_map)  # groups: one item each
     todo = pending_task(items, store, config.config_hash, execution.resume, execution.retry_failed, generator)
     get_run_logger().info("run %s: %d inputs, %d to do, config %s", run_id, len(items), len(todo), config.config_hash)
     restarts, leased = invert_on_ray(todo, store, config, execution, run_id, opts)

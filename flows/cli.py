@@ -146,7 +146,7 @@ def invert(
     """Invert every portrait under INPUT into the run store --out."""
     from sym3dinv.errors import ConfigError
     from sym3dinv.perf import cpu_numerics
-    from sym3dinv.pipeline import list_inputs
+    from sym3dinv.pipeline.grouping import list_items
     from sym3dinv.pipeline.models import require_models
     from sym3dinv.pipeline.resume import resume_fingerprint
     from sym3dinv.store import RunStore, storage_options
@@ -155,7 +155,7 @@ def invert(
     cpu_numerics()
     opts = storage_options(storage.endpoint_url)
     try:
-        total = len(list_inputs(input, opts))
+        total = len(list_items(input, opts, config.group_by, config.group_map))
         require_models(config)
         resume_fingerprint(RunStore(out, opts), config, execution)  # the flow checks again; here: one clean line
         summary = _run_with_progress(total, out, opts, input=input, config=config, execution=execution)

@@ -139,6 +139,15 @@ class ExtremePoseError(AlignError):
     code = "extreme_pose"
 
 
+class EmptyGroupError(ItemError):
+    """A group of photos of one person none of whose members could be used (undecodable, no face, ...): each
+    member has a failure row of its own saying why. Final: the same photos fail the same way, and a
+    changed photo has another content id, so its group is another item anyway."""
+
+    code = "empty_group"
+    final = True
+
+
 class OutOfMemoryItemError(ItemError):
     code = "out_of_memory"
 
@@ -160,7 +169,8 @@ def _final_codes(cls: type[ItemError]) -> set[str]:
 
 FINAL_ERROR_CODES: frozenset[str] = frozenset(_final_codes(ItemError))
 """Error classes a rerun settles rather than redoes (``ItemError.final``): decode_error, too_large,
-too_small and the alignment failures (no_face, face_too_small, low_confidence, extreme_pose, align_error)."""
+too_small, empty_group and the alignment failures (no_face, face_too_small, low_confidence, extreme_pose,
+align_error)."""
 
 
 def error_code(exc: BaseException) -> str:

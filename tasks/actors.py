@@ -1,6 +1,7 @@
 """Ray side of the bulk flow: one explicit actor per worker slot, each holding the generator once.
 
-:class:`InversionActor` wraps :class:`sym3dinv.pipeline.ItemProcessor`. :class:`ActorPool` feeds items to
+:class:`InversionActor` wraps :class:`sym3dinv.pipeline.groups.GroupProcessor` (the per-item processor, which
+also inverts groups of photos of one person). :class:`ActorPool` feeds items to
 the actors with bounded in-flight work; when an actor dies (node lost, OOM-killed, preempted) its
 in-flight items go back to the queue with ``attempt + 1`` and the actor is recreated. After
 ``max_attempts`` an item is recorded as a ``worker_lost`` failure, never dropped.
@@ -24,9 +25,9 @@ from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig
 from sym3dinv.config.quality import QualityConfig
 from sym3dinv.config.store import LeaseConfig
 from sym3dinv.errors import WorkerLostError
+from sym3dinv.pipeline.groups import GroupProcessor, with_group
 from sym3dinv.pipeline.inputs import InputItem
 from sym3dinv.pipeline.models import code_version, resolve_device
-from sym3dinv.pipeline.processor import ItemProcessor
 from sym3dinv.store import IndexRow, RunStore, failure_row
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class InversionActor:
             cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
             cpu_numerics(max(1, int(cpus)) if num_gpus <= 0 else None)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{self.device}"
-        self.proc = ItemProcessor(config, self.device, storage_options=storage_options, adopt=adopt, lease=lease,
+        self.proc = GroupProcessor(config, self.device, storage_options=storage_options, adopt=adopt, lease=lease,
                                   owner=owner, quality=quality)
         log.info("actor %s ready (generator %s)", self.worker, config.generator)
 
@@ -58,7 +59,8 @@ class InversionActor:
         return {"pid": os.getpid(), "worker": self.worker, "device": self.device}
 
     def process(self, items: Sequence[InputItem], store: RunStore, attempts: Sequence[int]) -> list[IndexRow]:
-        """One row per item; several items share stage-1 batches (``ItemProcessor.process_many``)."""
+        """One row per item (a group's dropped members add a failure row each); several items share stage-1
+        batches (``ItemProcessor.process_many``)."""
         return self.proc.process_many(items, store, attempts, worker=self.worker)
 
 
@@ -143,7 +145,8 @@ class ActorPool:
 
     def run(self, items: Sequence[InputItem], store: RunStore,
             on_row: Callable[[IndexRow], None] | None = None) -> list[IndexRow]:
-        """Process ``items``; returns exactly one row per item (done, failed, or worker_lost).
+        """Process ``items``; returns exactly one row per item (done, failed, or worker_lost), plus a failure
+        row per member a group dropped.
 
         Items go to the actors in groups of :meth:`PoolSpec.group_size`; when an actor dies, every item of
         its groups in flight goes back to the queue (items it had already committed are adopted, not redone).
@@ -171,10 +174,10 @@ class ActorPool:
                             log.warning("item %s lost with its worker (attempt %d); retrying", item.id, attempt)
                             queue.append((item, attempt + 1))
                             continue
-                        got.append(failure_row(item.id, WorkerLostError(
+                        got.append(with_group(failure_row(item.id, WorkerLostError(
                             f"the worker died {attempt + 1} times while processing this item ({type(exc).__name__})"),
                             config_hash=self.config.config_hash, attempt=attempt, source_uri=item.uri,
-                            size=item.size, code_version=code_version()))
+                            size=item.size, code_version=code_version()), item))
                 except BaseException:  # a store failure: keep the load counts right, then fail the shard
                     self._done(idx, actor, lost=False)
                     raise

@@ -16,7 +16,8 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from sym3dinv.config.pipeline import ExecutionConfig, PipelineConfig
 from sym3dinv.errors import FINAL_ERROR_CODES, ConfigError
-from sym3dinv.pipeline.inputs import InputItem, list_inputs, shards
+from sym3dinv.pipeline.grouping import list_items
+from sym3dinv.pipeline.inputs import InputItem, shards
 from sym3dinv.store import RunStore, Status
 from tasks.actors import ActorPool, PoolSpec, ensure_ray
 
@@ -62,9 +63,12 @@ def transient(_task: Any, _run: Any, state: Any) -> bool:
 
 
 @task(name="list-inputs", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=transient)
-def list_inputs_task(source: str, storage_options: Mapping[str, Any]) -> list[InputItem]:
-    items = list_inputs(source, storage_options)
-    get_run_logger().info("found %d unique inputs in %s", len(items), source)
+def list_inputs_task(source: str, storage_options: Mapping[str, Any], group_by: str = "none",
+                     group_map: str = "") -> list[InputItem]:
+    """The run's items: unique photos, or groups of photos of one person and the photos in no group."""
+    items = list_items(source, storage_options, group_by, group_map)
+    groups = sum(i.is_group for i in items)
+    get_run_logger().info("found %d unique inputs in %s (%d of them groups of photos)", len(items), source, groups)
     return items
 
 
@@ -99,9 +103,11 @@ def shard_cache_key(ctx: Any, params: dict[str, Any]) -> str:
       cache_key_fn=shard_cache_key, cache_expiration=timedelta(days=7), persist_result=True)
 def process_shard(shard_id: str, items: list[InputItem], store: RunStore, config: PipelineConfig,
                   run_id: str, pool: ActorPool, progress: Progress) -> ShardSummary:
-    """Feed one shard to the pool and write ONE index part with a row per item."""
+    """Feed one shard to the pool and write ONE index part with a row per item (a group's dropped members
+    add a failure row each)."""
     t0 = time.perf_counter()
-    rows = pool.run(items, store, on_row=lambda _r: progress.add())
+    ids = {i.id for i in items}
+    rows = pool.run(items, store, on_row=lambda r: progress.add() if r.id in ids else None)
     leased = [r for r in rows if r.status is Status.SKIPPED]  # another run's: its row must stay the latest
     rows = [r for r in rows if r.status is not Status.SKIPPED]
     with store.index_writer(run_id, shard_id) as index:

@@ -8,7 +8,8 @@ share, in one place, so no conftest or helper keeps its own copy.
   (``PipelineConfig(losses=CHEAP_LOSSES)``, imported on Ray workers too) or as a fixture;
 - test hooks that live nowhere in the product: :data:`HANGING_LOSSES` makes the first worker that
   computes a loss write its pid and hang, so a test can SIGKILL a real Ray worker mid-item;
-- a folder of tiny-generator renders with an EG3D ``dataset.json`` plus bad files (:func:`make_folder`);
+- a folder of tiny-generator renders with an EG3D ``dataset.json`` plus bad files (:func:`make_folder`), and
+  one with a folder per person (:func:`make_group_folder`, for ``--group-by folder``);
 - a fake store writer (:func:`write_done_item`) for tests that need done items without inverting;
 - a moto S3 server for the session (:func:`s3_endpoint`, bucket ``runs``; :func:`s3_options`);
 - the Prefect test harness (one per session) and a fresh local Ray per test, for flow tests.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,33 @@ def make_folder(root: Path, n_good: int = GOOD, seed: int = 1) -> Path:
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
     (root / "empty.jpg").write_bytes(b"")
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "tiny.png")
+    return root
+
+
+def make_group_folder(root: Path, groups: Mapping[str, int], corrupt: Sequence[str] = (), seed: int = 1) -> Path:
+    """One folder per person (``--group-by folder``): ``groups[name]`` renders of a tiny generator in
+    ``root/<name>/`` (each its own random head and camera), known cameras in one ``root/dataset.json``, and
+    a corrupt ``broken.png`` in each folder named in ``corrupt``."""
+    import torch
+    from PIL import Image
+
+    from sym3dinv.cameras import camera_label
+
+    G = make_tiny(seed)
+    labels = []
+    gen = torch.Generator().manual_seed(seed)
+    for g, (name, n) in enumerate(sorted(groups.items())):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            c = camera_label(0.3 * (i - 1), 0.05 * g).reshape(1, 25).float()
+            with torch.no_grad():
+                img = G(torch.randn(1, 16, generator=gen), c)["image"][0]
+            a = ((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+            Image.fromarray(np.ascontiguousarray(a)).save(root / name / f"photo{i}.png")
+            labels.append([f"{name}/photo{i}.png", c[0].tolist()])
+        if name in corrupt:
+            (root / name / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png at all")
+    (root / "dataset.json").write_text(json.dumps({"labels": labels}))
     return root
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sym3dinv.config.align import AlignConfig
 from sym3dinv.config.core import PYDANTIC_CONFIG, replace_path
@@ -22,6 +22,9 @@ from sym3dinv.config.store import LeaseConfig
 from sym3dinv.store.layout import DEFAULT_VIEWS, view_name
 
 PresetName = Literal[PRESET_NAMES]  # type: ignore[valid-type] - the choices come from the one preset registry
+GroupBy = Literal["none", "folder"]
+"""``PipelineConfig.group_by`` (the listing's ``sym3dinv.pipeline.grouping.GROUP_BY_CHOICES``)."""
+GROUP_MAP_SUFFIXES = (".csv", ".parquet", ".pq")
 DEFAULT_LOSSES = "lpips"
 
 
@@ -66,6 +69,14 @@ class PipelineConfig:
     losses: str = DEFAULT_LOSSES
     """'lpips' (METHOD.md's LPIPS + contextual), or 'module:function' returning a LossFunctions set,
     imported on each worker (dependency injection: the tests' cheap stand-in)."""
+    group_by: GroupBy = "none"
+    """'folder': the photos of each folder under the input are one person, inverted jointly into one head (one
+    item; photos directly in the input root stay single items). 'none': every photo is its own item. Not in
+    the config hash: a group's id already hashes its members."""
+    group_map: str = ""
+    """CSV or Parquet file (path or URL) with columns 'path' (relative to the input root, or absolute) and
+    'group': the photos of one group are one person, inverted jointly into one head; photos not in it stay
+    single items. Not in the config hash (a group's id hashes its members)."""
 
     def __post_init__(self) -> None:
         from sym3dinv.errors import ConfigError
@@ -78,6 +89,14 @@ class PipelineConfig:
             raise ConfigError(f"unknown mode {self.mode!r}; use spi, pti or w+")
         if self.losses != DEFAULT_LOSSES and ":" not in self.losses:
             raise ConfigError(f"unknown losses {self.losses!r}; use {DEFAULT_LOSSES!r} or 'module:function'")
+        if self.group_by not in get_args(GroupBy):
+            raise ConfigError(f"unknown group_by {self.group_by!r}; use 'folder' (one folder per person) or 'none'")
+        if self.group_map and self.group_by != "none":
+            raise ConfigError("give either group_by='folder' (--group-by folder) or a group_map file (--group-map), "
+                              "not both")
+        if self.group_map and not self.group_map.lower().endswith(GROUP_MAP_SUFFIXES):
+            raise ConfigError(f"group_map {self.group_map!r}: use a .csv or .parquet file with columns 'path' and "
+                              "'group'")
         self.inversion  # noqa: B018 - validates overrides eagerly (config errors before any work)
 
     @property
@@ -108,7 +127,9 @@ class PipelineConfig:
     def to_json(self) -> dict[str, Any]:
         return {"generator": self.generator, "preset": self.preset, "mode": self.mode,
                 "overrides": [list(kv) for kv in self.overrides], "losses": self.losses,
-                "views": [list(v) for v in self.render.views], "config_hash": self.config_hash}
+                "views": [list(v) for v in self.render.views], "config_hash": self.config_hash,
+                **({"group_by": self.group_by} if self.group_by != "none" else {}),
+                **({"group_map": self.group_map} if self.group_map else {})}
 
 
 @dataclass(frozen=True)

@@ -229,6 +229,8 @@ class DatasetBuilder:
                     "variants": [v[0] for v in variants], "images": acc.images, "rows": len(acc.rows),
                     "meshes": acc.meshes, "files": acc.files, "seconds": round(time.perf_counter() - t0, 3),
                     "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if row.members is not None:  # a group: one identity from several photos of one person
+            manifest["group"] = {"name": row.group_name, "photos": list(row.members_used or ())}
         self.out.atomic_write(f"manifests/{ident.id}.json", json_bytes(manifest))
         self.rendered.append(ident.id)
         log.info("identity %s: %d images, %d meshes in %.1f s", ident.id, len(acc.rows), len(acc.meshes),

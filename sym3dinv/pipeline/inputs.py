@@ -24,12 +24,37 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 @dataclass(frozen=True)
 class InputItem:
-    """One input image: content-hash id, where it is, size, and (for dataset.json inputs) its camera."""
+    """One input image: content-hash id, where it is, size, and (for dataset.json inputs) its camera.
+
+    Or a group: several photos of one person inverted into one head (``sym3dinv.pipeline.grouping``), one
+    store item whose ``members`` are the photos' own items (sorted by id; its id hashes their ids)."""
 
     id: str
     uri: str
     size: int
     camera: tuple[float, ...] | None = None
+    members: tuple[InputItem, ...] = ()
+    """A group's photos (empty for a single photo)."""
+    group: str | None = None
+    """A group's name (its folder relative to the input root, or its value in the mapping file)."""
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self.members)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Every image file of an input source, duplicates included (:func:`scan_inputs`); what grouping reads."""
+
+    source: str
+    root: str
+    """The folder (filesystem path, no protocol) that relative paths start from: the folder itself, the
+    ``dataset.json``'s or a single file's folder, or a glob's fixed leading folders."""
+    files: tuple[tuple[str, InputItem], ...]
+    """(filesystem path, item) of each image file, sorted by path; the same bytes under two names twice."""
+    unreadable: int = 0
+    """Files that could not be read while listing (their items have :func:`unreadable_id` ids)."""
 
 
 def _is_glob(s: str) -> bool:
@@ -61,6 +86,29 @@ def list_inputs(source: str, storage_options: Mapping[str, Any] | None = None) -
     A folder's ``dataset.json`` (if any) supplies known cameras. An empty or unreadable source is a
     :class:`ConfigError` (fail fast).
     """
+    listing = scan_inputs(source, storage_options)
+    items: dict[str, InputItem] = {}
+    for _, item in listing.files:
+        items.setdefault(item.id, item)
+    log.info("listed %d inputs (%d unique, %d unreadable) from %s", len(listing.files), len(items),
+             listing.unreadable, source)
+    return list(items.values())
+
+
+def _root(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """The folder relative paths of ``path``'s images start from (see :attr:`Listing.root`)."""
+    if _is_glob(path):
+        parts = path.split("/")
+        fixed = next(i for i, part in enumerate(parts) if _is_glob(part))
+        return "/".join(parts[:fixed]) or "/"
+    if path.endswith(".json") or not fs.isdir(path):
+        return posixpath.dirname(path)
+    return path.rstrip("/") or "/"
+
+
+def scan_inputs(source: str, storage_options: Mapping[str, Any] | None = None) -> Listing:
+    """Every image file of ``source`` with its content id (streamed), duplicates kept: :func:`list_inputs`
+    deduplicates them, grouping assigns each file to its group first. Errors as :func:`list_inputs`."""
     try:
         fs, path = fsspec.core.url_to_fs(source, **dict(storage_options or {}))
     except (ImportError, ValueError) as exc:
@@ -83,7 +131,7 @@ def list_inputs(source: str, storage_options: Mapping[str, Any] | None = None) -
         raise ConfigError(f"input {source!r} does not exist")
     if not paths:
         raise ConfigError(f"input {source!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-    items: dict[str, InputItem] = {}
+    files: list[tuple[str, InputItem]] = []
     unreadable = 0
     for p in paths:
         uri = p if proto in ("file", "local") else f"{proto}://{p}"
@@ -95,9 +143,8 @@ def list_inputs(source: str, storage_options: Mapping[str, Any] | None = None) -
             # a whole bucket: it gets an id from its URI and becomes an ``unreadable`` row later
             log.warning("cannot read input %s while listing: %s: %s", uri, type(exc).__name__, exc)
             iid, size, unreadable = unreadable_id(uri), 0, unreadable + 1
-        items.setdefault(iid, InputItem(id=iid, uri=uri, size=size, camera=cameras.get(p)))
-    log.info("listed %d inputs (%d unique, %d unreadable) from %s", len(paths), len(items), unreadable, source)
-    return list(items.values())
+        files.append((p, InputItem(id=iid, uri=uri, size=size, camera=cameras.get(p))))
+    return Listing(source, _root(fs, path), tuple(files), unreadable)
 
 
 def unreadable_id(uri: str) -> str:

@@ -191,15 +191,7 @@ class ItemProcessor:
                     continue
             t: dict[str, float] = {}
             try:
-                rgb = self._decode(item)
-                t["decode"] = time.perf_counter() - t0
-                if item.camera is not None:  # known camera (dataset.json): the image is already an aligned crop
-                    camera = known_label(item.camera, self.config.align.camera_format, item.uri).tolist()
-                    image, mask, regions = rgb, None, None
-                else:
-                    image, camera, mask, regions = self._align(rgb)
-                    t["align"] = time.perf_counter() - t0 - t["decode"]
-                ready.append(_Ready(pos, item, attempt, image, tuple(camera), mask, regions, t, started, t0))
+                ready.append(self._prepare(pos, item, attempt, started, t0, t))
             except StoreError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every per-item failure must become a row
@@ -210,6 +202,20 @@ class ItemProcessor:
             for lo in range(0, len(group), size):
                 self._invert_batch(group[lo:lo + size], store, worker, progress, rows)
         return [rows[i] for i in range(len(items))]
+
+    def _prepare(self, pos: int, item: InputItem, attempt: int, started: dt.datetime, t0: float,
+                 t: dict[str, float]) -> _Ready:
+        """Decode and align one photo (or take its known camera); its timings go into ``t`` as they are
+        measured, so a failure row still has them. Raises for a per-item problem."""
+        rgb = self._decode(item)
+        t["decode"] = time.perf_counter() - t0
+        if item.camera is not None:  # known camera (dataset.json): the image is already an aligned crop
+            camera = known_label(item.camera, self.config.align.camera_format, item.uri).tolist()
+            image, mask, regions = rgb, None, None
+        else:
+            image, camera, mask, regions = self._align(rgb)
+            t["align"] = time.perf_counter() - t0 - t["decode"]
+        return _Ready(pos, item, attempt, image, tuple(camera), mask, regions, t, started, t0)
 
     def _release(self, item_id: str) -> None:
         if self._keeper is not None:

@@ -46,7 +46,7 @@ from sym3dinv.report.format import (
 )
 from sym3dinv.report.summary import Overview, overview
 from sym3dinv.report.template import CSS, PAGE
-from sym3dinv.store.layout import REPORTS_DIR, input_outputs, parse_view, render_views
+from sym3dinv.store.layout import REPORTS_DIR, input_outputs, member_outputs, parse_view, render_views
 from sym3dinv.store.root import StoreRoot
 from sym3dinv.store.schema import IndexRow, Status
 
@@ -206,6 +206,15 @@ def _metrics_section(b: _Builder, done: Sequence[IndexRow], secs: Sequence[float
             + "</section>")
 
 
+def _member_figures(b: _Builder, outs: Mapping[str, str]) -> list[str]:
+    """A group's photos, each next to the head rendered at that photo's camera."""
+    figs = []
+    for k, input_rel, at_input in member_outputs(outs):
+        figs += [figure(b.image(b.store, input_rel), f"photo {k}", key=True),
+                 figure(b.image(b.store, at_input), f"reconstruction · photo {k}", alt=f"reconstruction input-{k}")]
+    return figs
+
+
 def _item_row(b: _Builder, r: IndexRow) -> str:
     outs = dict(r.outputs)
     views = render_views(outs)
@@ -213,7 +222,9 @@ def _item_row(b: _Builder, r: IndexRow) -> str:
     input_rel, at_input = input_outputs(outs)
     recon = None
     figs = [figure(b.image(b.store, input_rel), "input", key=True)]
-    if at_input is not None:  # rendered at the input camera itself
+    if r.members is not None and member_outputs(outs):  # a group: every photo it used, with its reconstruction
+        figs = _member_figures(b, outs)
+    elif at_input is not None:  # rendered at the input camera itself
         figs.append(figure(b.image(b.store, at_input), "reconstruction · input camera", alt="reconstruction input"))
     elif views:  # a store from before render-input.png was the reconstruction: the nearest stored view
         recon = min(views, key=lambda v: (v[0][0] - yaw) ** 2 + (v[0][1] - pitch) ** 2)
@@ -229,8 +240,12 @@ def _item_row(b: _Builder, r: IndexRow) -> str:
                       for k in METRIC_ORDER if num(m.get(k)) is not None)
     secs = num(r.stage_seconds.get("total"))
     angle = f"yaw {yaw:+.2f} · pitch {pitch:+.2f}" if r.yaw is not None else "camera unknown"
-    return (f'<div class="item" id="item-{e(r.id)}"><div class="meta"><div class="name">{e(name(r.source_uri, r.id))}</div>'
-            f'<div class="mono">{e(r.id)}</div><div>{mets or "no metrics"}</div>'
+    group = "" if r.members is None else (
+        f"<div>group of {len(r.members)} photos · {len(r.members_used or ())} used"
+        + (f" · {len(r.members_dropped)} dropped (see Failures)" if r.members_dropped else "") + "</div>")
+    title = r.group_name if r.members is not None and r.group_name else name(r.source_uri, r.id)
+    return (f'<div class="item" id="item-{e(r.id)}"><div class="meta"><div class="name">{e(title)}</div>'
+            f'<div class="mono">{e(r.id)}</div>{group}<div>{mets or "no metrics"}</div>'
             f"<div>{e(angle)} · {e(fmt_seconds(secs))}</div>"
             f'<div>attempt {e(r.attempt)} · {e(r.worker or "")}</div></div>'
             f'<div class="strip">{"".join(figs)}</div></div>')
@@ -274,7 +289,8 @@ def _poor_fits_section(done: Sequence[IndexRow]) -> str:
 
 
 def _failures_section(failed: Sequence[IndexRow]) -> str:
-    frows = [(f'<span class="mono">{e(r.id)}</span>', e(name(r.source_uri, "–")),
+    frows = [(f'<span class="mono">{e(r.id)}</span>',
+              e(name(r.source_uri, "–") + (f" (group {r.group_name})" if r.group_name else "")),
               f'<span class="badge failed">{e(r.error_class or "unknown")}</span>',
               f'<div class="msg">{e(r.error_message or "")}</div>', e(r.attempt), e(r.worker or ""))
              for r in sorted(failed, key=lambda r: (str(r.error_class), str(r.source_uri)))]

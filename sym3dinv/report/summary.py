@@ -96,7 +96,8 @@ def _item(r: IndexRow) -> dict[str, Any]:
     return {"id": r.id, "source": r.source_uri, "status": r.status.value, "error_class": r.error_class,
             "error_message": r.error_message, "psnr": m.get("psnr"), "lpips": m.get("lpips_alex"),
             "mse": m.get("mse"), "seconds": s.get("total"), "worker": r.worker, "attempt": r.attempt,
-            "quality": r.quality, "quality_reason": r.quality_reason}
+            "quality": r.quality, "quality_reason": r.quality_reason, "group": r.group_name,
+            "photos_used": None if r.members is None else f"{len(r.members_used or ())}/{len(r.members)}"}
 
 
 def plot_png(items: Sequence[dict[str, Any]]) -> bytes | None:
@@ -149,7 +150,7 @@ def run_artifacts(rows: Sequence[IndexRow], facts: RunFacts) -> RunArtifacts:
     failed = [r for r in this_run if r["status"] == "failed"]
     top = done[:TOP_N] + [r for r in done[TOP_N:][-TOP_N:] if r not in done[:TOP_N]]
     metrics = [{k: v for k, v in r.items() if k != "error_message"} for r in top] or [{"id": "-", "status": "no items"}]
-    failures = [{k: r[k] for k in ("id", "source", "error_class", "error_message", "attempt", "worker")}
+    failures = [{k: r[k] for k in ("id", "source", "group", "error_class", "error_message", "attempt", "worker")}
                 for r in failed] or [{"id": "-", "error_class": "none"}]
     poor = sorted((r for r in done if r["quality"] == "poor_fit"), key=lambda r: -(r["lpips"] or 0.0))
     poor_table = [{k: r[k] for k in ("id", "source", "quality_reason", "lpips", "psnr")} for r in poor] or [
@@ -161,6 +162,10 @@ def run_artifacts(rows: Sequence[IndexRow], facts: RunFacts) -> RunArtifacts:
              f"| already done (skipped) | {facts.skipped} |", f"| processed this run | {len(ran)} |"]
     lines += [f"| {k} | {v} |" for k, v in sorted(counts.items())]
     lines += [f"| done but flagged poor_fit | {len(poor)} |"]
+    groups = [r for r in rows if r.members is not None and r.status is Status.DONE]
+    if groups:  # several photos of one person, one item each
+        lines += [f"| groups done (photos used / in them) | {len(groups)} ({sum(len(r.members_used or ()) for r in groups)}"
+                  f" / {sum(len(r.members or ()) for r in groups)}) |"]
     lines += [f"| actor restarts | {facts.restarts} |", "", f"Wall time {facts.seconds:.1f} s, throughput "
               f"{rate * 3600:.0f} items/hour ({rate:.3f}/s)."]
     if done:

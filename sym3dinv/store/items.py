@@ -21,7 +21,15 @@ from jaxtyping import Float, UInt8
 from sym3dinv.eg3d_constants import RAY_END, RAY_START
 from sym3dinv.errors import StoreError
 from sym3dinv.store.ids import safe_relpath, validate_item_id, validate_name
-from sym3dinv.store.layout import DEPTH_PREFIX, INPUT_KEY, ITEMS_DIR, MANIFEST, RENDER_PREFIX, input_outputs
+from sym3dinv.store.layout import (
+    DEPTH_PREFIX,
+    INPUT_KEY,
+    ITEMS_DIR,
+    MANIFEST,
+    RENDER_PREFIX,
+    input_outputs,
+    member_view,
+)
 from sym3dinv.store.schema import new_token, utcnow
 
 if TYPE_CHECKING:
@@ -98,9 +106,11 @@ class ItemWriter:
         input camera)."""
         return self.write_bytes(f"{RENDER_PREFIX}{validate_name(name)}", f"render-{name}.png", _png(name, image))
 
-    def write_input(self, image: UInt8[np.ndarray, "h w c"]) -> str:
-        """The input as the inversion saw it (aligned, at the generator's resolution) as ``input.png``."""
-        return self.write_bytes(INPUT_KEY, "input.png", _png("input", image))
+    def write_input(self, image: UInt8[np.ndarray, "h w c"], member: int | None = None) -> str:
+        """The input as the inversion saw it (aligned, at the generator's resolution) as ``input.png``; with
+        ``member``, a group member's as ``input-<k>.png`` (key ``input-<k>``, ``store.layout.member_view``)."""
+        key = INPUT_KEY if member is None else member_view(member)
+        return self.write_bytes(key, f"{key}.png", _png(key, image))
 
     def write_depth(
         self,

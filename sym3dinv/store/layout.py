@@ -3,7 +3,9 @@
 Item outputs are keyed ``latents``, ``delta``, ``metrics``, ``render/<view>`` and ``depth/<view>``; a view
 of the pipeline's renders is named ``yaw+0.50_pitch-0.10`` (radians, two decimals, always signed),
 ``input`` is the image the inversion saw and ``render/input`` the reconstruction at the input camera (older
-stores kept the input itself there: :func:`input_outputs` reads both). Edit folders (``sym3dinv edit apply``) live under
+stores kept the input itself there: :func:`input_outputs` reads both). A group (several photos of one
+person inverted into one head) also keeps each used member ``k``: ``input-<k>`` and ``render/input-<k>``
+(:func:`member_view`, :func:`member_outputs`); its ``input`` / ``render/input`` are member 0's. Edit folders (``sym3dinv edit apply``) live under
 ``edits/<name>/`` with an ``edit.json`` manifest of format :data:`EDIT_FORMAT`.
 """
 
@@ -30,6 +32,8 @@ INPUT_RENDER = RENDER_PREFIX + INPUT_VIEW
 """Output key of ``render-input.png``; stores written before ``input.png`` existed kept the input here."""
 INPUT_DEPTH = DEPTH_PREFIX + INPUT_VIEW
 """Output key of the depth at the input camera."""
+MEMBER_RE = re.compile(r"^input-(\d+)$")
+"""Name of a group member's input image key and of its reconstruction's render (``input-<k>``)."""
 EDIT_MANIFEST = "edit.json"
 EDIT_FORMAT = "sym3dinv-edit/1"
 DEFAULT_VIEWS: tuple[tuple[float, float], ...] = ((0.0, 0.0), (-0.5, 0.0), (0.5, 0.0))
@@ -40,6 +44,23 @@ VIEW_RE = re.compile(r"^yaw([+-]?\d+(?:\.\d+)?)_pitch([+-]?\d+(?:\.\d+)?)$")
 def view_name(yaw: float, pitch: float) -> str:
     """The render name of a camera (``yaw+0.50_pitch+0.00``)."""
     return f"yaw{yaw:+.2f}_pitch{pitch:+.2f}"
+
+
+def member_view(k: int) -> str:
+    """The name of group member ``k``'s input (key ``input-<k>``, ``input-<k>.png``) and of its reconstruction
+    at its own camera (``render/input-<k>``, ``render-input-<k>.png``)."""
+    return f"{INPUT_VIEW}-{int(k)}"
+
+
+def member_outputs(outputs: Mapping[str, str] | None) -> list[tuple[int, str | None, str | None]]:
+    """(k, input image, reconstruction at member k's camera) of a group item's members, sorted by k; [] for
+    a single photo's outputs."""
+    found: dict[int, list[str | None]] = {}
+    for key, rel in (outputs or {}).items():
+        m = MEMBER_RE.match(key[len(RENDER_PREFIX):] if key.startswith(RENDER_PREFIX) else key)
+        if m:
+            found.setdefault(int(m.group(1)), [None, None])[key.startswith(RENDER_PREFIX)] = rel
+    return [(k, v[0], v[1]) for k, v in sorted(found.items())]
 
 
 def parse_view(name: str) -> tuple[float, float] | None:

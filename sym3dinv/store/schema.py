@@ -63,6 +63,9 @@ INDEX_SCHEMA = pa.schema(
         pa.field("generator_fingerprint", pa.string()),
         pa.field("quality", pa.string()),
         pa.field("quality_reason", pa.string()),
+        pa.field("group_name", pa.string()),
+        pa.field("members", pa.list_(pa.string())),
+        pa.field("members_used", pa.list_(pa.string())),
     ],
     metadata={SCHEMA_VERSION_KEY: str(SCHEMA_VERSION).encode()},
 )
@@ -105,6 +108,17 @@ class IndexRow:
     for rows written before the flag existed."""
     quality_reason: str | None = None
     """Why a ``poor_fit`` row was flagged (every threshold it crossed)."""
+    group_name: str | None = None
+    """A group's row (several photos of one person, ``sym3dinv.pipeline.grouping``): the group's name (its
+    folder, or its value in the mapping file); a member's failure row: the group it was dropped from. None
+    for single photos and for rows written before groups existed."""
+    members: tuple[str, ...] | None = None
+    """A group's row: the content ids of all its members, sorted (the group's id hashes exactly these).
+    None for every other row."""
+    members_used: tuple[str, ...] | None = None
+    """A group's row: the members its inversion used, in the order of its ``input-<k>`` files; the others
+    were dropped (each has a failure row of its own). Empty in the failed row of a group none was left of;
+    None when not known (a group's ``worker_lost`` row) and for every row that is not a group's."""
 
     def __post_init__(self) -> None:
         from sym3dinv.store.ids import validate_item_id
@@ -117,6 +131,16 @@ class IndexRow:
             )
         if self.finished_at.tzinfo is None:
             raise ValueError("finished_at must be timezone-aware (UTC)")
+        for name in _LIST_FIELDS:  # Arrow and JSON give lists; a row holds tuples (frozen, hashable)
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(str(v) for v in value))
+
+    @property
+    def members_dropped(self) -> tuple[str, ...]:
+        """A group's members its inversion did not use (their failure rows say why); () for other rows."""
+        used = set(self.members_used or ())
+        return tuple(m for m in self.members or () if m not in used)
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> IndexRow:
@@ -140,7 +164,8 @@ class IndexRow:
                 "stage_seconds": dict(self.stage_seconds), "worker": self.worker, "code_version": self.code_version,
                 "started_at": self.started_at.isoformat() if self.started_at else None,
                 "generator_fingerprint": self.generator_fingerprint, "quality": self.quality,
-                "quality_reason": self.quality_reason}
+                "quality_reason": self.quality_reason, "group_name": self.group_name,
+                **{k: None if getattr(self, k) is None else list(getattr(self, k)) for k in _LIST_FIELDS}}
 
     @classmethod
     def from_manifest(cls, item_id: str, item_dir: str, manifest: Mapping[str, Any]) -> IndexRow:
@@ -160,7 +185,8 @@ class IndexRow:
                    outputs={k: v["path"] for k, v in manifest["files"].items()},
                    started_at=dt.datetime.fromisoformat(started) if started else None,
                    generator_fingerprint=row.get("generator_fingerprint"), quality=row.get("quality"),
-                   quality_reason=row.get("quality_reason"))
+                   quality_reason=row.get("quality_reason"), group_name=row.get("group_name"),
+                   members=row.get("members"), members_used=row.get("members_used"))
 
     def as_record(self) -> dict[str, object]:
         """The row as an Arrow record of :data:`INDEX_SCHEMA` (maps as key/value pairs), field by field, so a
@@ -172,13 +198,14 @@ class IndexRow:
                 v = list(v.items())
             elif isinstance(v, Status):
                 v = v.value
-            elif f.name == "camera_label" and v is not None:
+            elif (f.name == "camera_label" or f.name in _LIST_FIELDS) and v is not None:
                 v = list(v)
             rec[f.name] = v
         return rec
 
 
 _MAP_FIELDS = ("metrics", "stage_seconds", "outputs")
+_LIST_FIELDS = ("members", "members_used")
 
 
 def _as_map(value: Any) -> dict[str, Any]:
