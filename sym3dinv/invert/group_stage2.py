@@ -24,7 +24,7 @@ from sym3dinv.invert.losses import LossFunctions
 from sym3dinv.invert.pseudo import FaceRegions, WarpSource, cross_warp_loss
 from sym3dinv.invert.render import synthesize
 from sym3dinv.invert.stage1 import Progress
-from sym3dinv.invert.stage2 import DepthFn, Stage2Result, _add, _overlap, _prepare, _Step
+from sym3dinv.invert.stage2 import DepthFn, Stage2Result, _add, _overlap, _prepare, _Step, weight_delta
 from sym3dinv.perf import autocast, resolve
 
 
@@ -151,8 +151,6 @@ def run_group_stage2(
             progress("stage2", i, cfg.steps, rec)
         if stopped:
             break
-    state = G.state_dict(keep_vars=True)
-    delta = {k: (trainable[k].detach() - original[k].detach()) for k in trainable}
-    delta.update({k: (v.detach() - state[k].detach()) for k, v in noise.items()})
-    return Stage2Result(delta=delta, history=tuple(history), steps_run=len(history), stopped_early=stopped,
-                        pseudo_steps=tuple(pseudo_steps), seconds=time.perf_counter() - t0)
+    return Stage2Result(delta=weight_delta(G, trainable, original, noise), history=tuple(history),
+                        steps_run=len(history), stopped_early=stopped, pseudo_steps=tuple(pseudo_steps),
+                        seconds=time.perf_counter() - t0)

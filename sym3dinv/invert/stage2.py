@@ -319,12 +319,19 @@ def run_stage2(
             progress("stage2", i, cfg.steps, rec_stats)
         if stopped:
             break
+    return Stage2Result(delta=weight_delta(G, trainable, original, noise), history=tuple(history),
+                        steps_run=len(history), stopped_early=stopped, pseudo_steps=tuple(pseudo_steps),
+                        seconds=time.perf_counter() - t0, graphed_steps=graphs.replays if graphs is not None else 0)
+
+
+def weight_delta(G: TriPlaneGenerator, trainable: dict[str, Tensor], original: dict[str, Tensor],
+                 noise: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The result of a tuning as a delta: tuned - original parameters, and the stage-1 noise buffers'
+    change against G's own buffers."""
     state = G.state_dict(keep_vars=True)
     delta = {k: (trainable[k].detach() - original[k].detach()) for k in trainable}
     delta.update({k: (v.detach() - state[k].detach()) for k, v in noise.items()})
-    return Stage2Result(delta=delta, history=tuple(history), steps_run=len(history), stopped_early=stopped,
-                        pseudo_steps=tuple(pseudo_steps), seconds=time.perf_counter() - t0,
-                        graphed_steps=graphs.replays if graphs is not None else 0)
+    return delta
 
 
 def _prepare(G: TriPlaneGenerator, image: Tensor, camera: Tensor, ws: Tensor, tensors: dict[str, Tensor],
