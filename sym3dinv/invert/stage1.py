@@ -3,7 +3,8 @@
 StyleGAN2-projector recipe: start from the camera-conditioned mean w, Adam on ws with the warm-up /
 cosine schedule, decaying Gaussian noise on w, optionally optimised noise buffers with the projector's
 autocorrelation penalty. Loss per image: LPIPS(render(ws, c), I) + w_m * LPIPS(render(ws, mirror(c)),
-flip(I)), the second term only in ``spi`` mode. Several images run as one batch with independent ws.
+flip(I)), the second term only in ``spi`` mode. Several images run as one batch with independent ws; a
+group of photos of one person shares one pivot (:mod:`.latents`).
 With ``refine_camera`` small per-image camera corrections are optimised too (:mod:`.camera_refine`).
 """
 
