@@ -73,7 +73,9 @@ def test_two_runs_on_one_store_at_once(where: str, tmp_path: Path, tiny_checkpoi
     assert {r["id"] for r in latest if r["status"] == "done"} == set(attempts)
     assert store.find("leases") == {}  # every lease released
     processed = [results[k].processed for k in ("a", "b")]
-    assert sum(results[k].leased for k in ("a", "b")) == 2 * n_inputs - len(rows)  # each skip reported
+    # each skip reported: leased to the other run, or already settled by it when this run planned (a fast
+    # first run can finish items before the second one lists its pending work)
+    assert sum(results[k].leased + results[k].skipped for k in ("a", "b")) == 2 * n_inputs - len(rows)
     figures.update(store=where, inputs=n_inputs, runs=2, rows_total=len(rows), done_rows=len(done_rows),
                    adopted=adopted, inversions=sum(attempts.values()), attempts_per_item=sorted(set(attempts.values())),
                    items_inverted_twice=sum(v > 1 for v in attempts.values()), processed_per_run=processed,
