@@ -85,8 +85,8 @@ def _members(G: TriPlaneGenerator, images: Tensor, cameras: Tensor, ws: Tensor, 
         s.group = config.group
         steps.append(s)
     if len(steps) > 1 and config.use_pseudo and config.stage2.warp and config.group.cross_warp:
-        with torch.no_grad():
-            for s in steps:
+        with torch.no_grad():  # "pivot" / "given" warp from the frozen depths instead (source_depth)
+            for s in steps if config.stage2.warp_depth == "current" else ():
                 s.start_depth = synthesize(G, s.ws, s.camera, tensors=dict(tensors), sampling=s.sampling,
                                            **s.speed).image_depth.float()
         for s in steps:
